@@ -1,0 +1,117 @@
+package ratelimiter
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Check results, the values of the result label of ratelimiter_checks_total.
+const (
+	resultAllowed  = "allowed"
+	resultDenied   = "denied"
+	resultBlocked  = "blocked"
+	resultDegraded = "degraded" // Redis failed, allowed because the node fails open
+	resultError    = "error"    // Redis failed, refused because the node fails closed
+)
+
+// Redis operations, the values of the op label of
+// ratelimiter_redis_duration_seconds.
+const (
+	opCheck     = "check"
+	opPeek      = "peek"
+	opSync      = "sync"
+	opLoad      = "load_limits"
+	opHeartbeat = "heartbeat"
+	opAdmin     = "admin"
+	opPing      = "ping"
+)
+
+// metrics are one node's Prometheus metrics. Every series carries a constant
+// node label, so several nodes can feed one Prometheus.
+type metrics struct {
+	checks        *prometheus.CounterVec
+	checkDuration prometheus.Histogram
+	redisDuration *prometheus.HistogramVec
+	redisErrors   *prometheus.CounterVec
+	redisUp       prometheus.Gauge
+	draining      prometheus.Gauge
+	limitsVersion prometheus.Gauge
+	limitErrors   prometheus.Counter
+	buildInfo     *prometheus.GaugeVec
+}
+
+// latencyBuckets suit sub-millisecond decisions up to the Redis timeout and
+// beyond: 50 us to 2.5 s.
+var latencyBuckets = []float64{
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+}
+
+// newMetrics builds the metrics and registers them with reg unless it is nil.
+func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
+	labels := prometheus.Labels{"node": node}
+	m := &metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "ratelimiter_checks_total",
+			Help:        "Rate limit decisions by result (allowed, denied, blocked, degraded, error) and algorithm.",
+			ConstLabels: labels,
+		}, []string{"result", "algorithm"}),
+		checkDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "ratelimiter_check_duration_seconds",
+			Help:        "Time to answer POST /v1/check, from request to response.",
+			ConstLabels: labels,
+			Buckets:     latencyBuckets,
+		}),
+		redisDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "ratelimiter_redis_duration_seconds",
+			Help:        "Duration of Redis round trips by operation, including failed ones.",
+			ConstLabels: labels,
+			Buckets:     latencyBuckets,
+		}, []string{"op"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "ratelimiter_redis_errors_total",
+			Help:        "Failed Redis round trips by operation.",
+			ConstLabels: labels,
+		}, []string{"op"}),
+		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "ratelimiter_redis_up",
+			Help:        "1 if the last Redis round trip of this node succeeded, else 0.",
+			ConstLabels: labels,
+		}),
+		draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "ratelimiter_draining",
+			Help:        "1 while this node is draining and refuses checks, else 0.",
+			ConstLabels: labels,
+		}),
+		limitsVersion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "ratelimiter_limits_version",
+			Help:        "Version of the limit configuration this node applies; equal across nodes when they agree.",
+			ConstLabels: labels,
+		}),
+		limitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "ratelimiter_limit_config_errors_total",
+			Help:        "Stored limits this node skipped because they did not parse or validate.",
+			ConstLabels: labels,
+		}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name:        "ratelimiter_build_info",
+			Help:        "Always 1; labels carry the version and Go version of the node.",
+			ConstLabels: labels,
+		}, []string{"version", "goversion"}),
+	}
+	for _, a := range Algorithms() {
+		for _, r := range []string{resultAllowed, resultDenied, resultBlocked, resultDegraded, resultError} {
+			m.checks.WithLabelValues(r, string(a))
+		}
+	}
+	for _, op := range []string{opCheck, opPeek, opSync, opLoad, opHeartbeat, opAdmin, opPing} {
+		m.redisErrors.WithLabelValues(op)
+	}
+	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.redisUp.Set(1)
+	if reg != nil {
+		reg.MustRegister(m.checks, m.checkDuration, m.redisDuration, m.redisErrors, m.redisUp,
+			m.draining, m.limitsVersion, m.limitErrors, m.buildInfo)
+	}
+	return m
+}
