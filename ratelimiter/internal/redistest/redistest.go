@@ -148,6 +148,5 @@ func Client(tb testing.TB, addr string) *redis.Client {
 	return c
 }
 
-
 // String describes the server for logs.
 func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr) }
