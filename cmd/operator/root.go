@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,10 +24,17 @@ func newRootCmd() *cobra.Command {
 		Short: "Watch distributed systems, judge them against invariants, repair them",
 		Long: `Operator is an event-driven pipeline over NATS JetStream: observers publish
 observations, evaluators apply CEL rule sets and emit violations, actuators
-execute action requests against the subject's API.`,
+execute action requests against the subject's API.
+
+Every flag can also be set with an environment variable: OPERATOR_ and the
+flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
+--ratelimiter-url → OPERATOR_RATELIMITER_URL). A flag on the command line wins.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := flagsFromEnv(cmd); err != nil {
+				return err
+			}
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("invalid --log-level %q: %w", logLevel, err)
@@ -36,8 +46,31 @@ execute action requests against the subject's API.`,
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(
 		newVersionCmd(),
+		newNATSCmd(),
+		newRecordCmd(),
+		newPublishCmd(),
+		newEventsCmd(),
 	)
 	return root
+}
+
+// flagsFromEnv sets every flag not given on the command line from its
+// OPERATOR_* environment variable, so containers configure the binary
+// without long command lines.
+func flagsFromEnv(cmd *cobra.Command) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "OPERATOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := cmd.Flags().Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
 
 func newVersionCmd() *cobra.Command {

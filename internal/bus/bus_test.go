@@ -341,13 +341,13 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 	}
 
 	dst := bustest.New(t)
-	n, err = dst.Replay(ctx, bus.NewRecordReader(strings.NewReader(recorded)))
-	if err != nil || n != 5 {
-		t.Fatalf("replayed %d, %v", n, err)
+	n, dups, err := dst.Replay(ctx, bus.NewRecordReader(strings.NewReader(recorded)))
+	if err != nil || n != 5 || dups != 0 {
+		t.Fatalf("replayed %d (%d duplicates), %v", n, dups, err)
 	}
 	// Replaying again inside the dedup window stores nothing new.
-	if _, err := dst.Replay(ctx, bus.NewRecordReader(strings.NewReader(recorded))); err != nil {
-		t.Fatal(err)
+	if n, dups, err := dst.Replay(ctx, bus.NewRecordReader(strings.NewReader(recorded))); err != nil || n != 5 || dups != 5 {
+		t.Fatalf("second replay %d (%d duplicates), %v; want all 5 duplicates", n, dups, err)
 	}
 	var again bytes.Buffer
 	w2 := bus.NewRecordWriter(&again)
@@ -482,5 +482,51 @@ func TestConfigValidate(t *testing.T) {
 		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%s: %v", tt.name, err)
 		}
+	}
+}
+
+func TestTailShowsStoredEventsOnce(t *testing.T) {
+	b := bustest.New(t)
+	pctx := bustest.Context(t, 10*time.Second)
+	since := time.Now().Add(-time.Second)
+	for _, id := range []string{"first", "second", "second"} {
+		if err := b.Publish(pctx, violSubject, testEvent(t, id, "s")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []string
+	seen := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Tail(ctx, "operator.violation.>", since, func(subject string, e event.Event, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, e.ID())
+		})
+	}()
+	bustest.Eventually(t, 10*time.Second, func() bool { return seen() == 2 }, "tail replays the stored events")
+	// Then live events, still without the duplicate.
+	for _, id := range []string{"third", "third", "fourth"} {
+		if err := b.Publish(pctx, violSubject, testEvent(t, id, "s")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bustest.Eventually(t, 10*time.Second, func() bool { return seen() >= 4 }, "tail sees live events")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"first", "second", "third", "fourth"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("tail saw %v, want %v (duplicate publishes must not show)", got, want)
 	}
 }

@@ -182,16 +182,16 @@ func (b *Bus) Record(ctx context.Context, stream string, since time.Time, w *Rec
 // headers and body. Server-set Nats-* headers are stripped, except
 // Nats-Msg-Id, so a replay into the same stream within its dedup window
 // stores nothing twice. Events are not re-validated: a recording replays
-// exactly what was stored. It returns how many records it published.
-func (b *Bus) Replay(ctx context.Context, rr *RecordReader) (int, error) {
-	n := 0
+// exactly what was stored. It returns how many records it published and how
+// many of those the server dropped as duplicates.
+func (b *Bus) Replay(ctx context.Context, rr *RecordReader) (published, duplicates int, err error) {
 	for {
 		r, err := rr.Next()
 		if errors.Is(err, io.EOF) {
-			return n, nil
+			return published, duplicates, nil
 		}
 		if err != nil {
-			return n, err
+			return published, duplicates, err
 		}
 		h := nats.Header{}
 		for k, vs := range r.Headers {
@@ -200,9 +200,13 @@ func (b *Bus) Replay(ctx context.Context, rr *RecordReader) (int, error) {
 			}
 			h[k] = vs
 		}
-		if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: r.Subject, Header: h, Data: r.Body()}); err != nil {
-			return n, fmt.Errorf("replay record %d (%s): %w", n+1, r.Subject, err)
+		pa, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: r.Subject, Header: h, Data: r.Body()})
+		if err != nil {
+			return published, duplicates, fmt.Errorf("replay record %d (%s): %w", published+1, r.Subject, err)
 		}
-		n++
+		published++
+		if pa.Duplicate {
+			duplicates++
+		}
 	}
 }

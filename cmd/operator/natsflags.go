@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/operator-dev/operator/internal/bus"
+)
+
+// defaultNATSURL is where `operator up` and `operator nats serve` listen.
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+// natsFlags are the flags every command that talks to NATS shares.
+type natsFlags struct {
+	url      string
+	creds    string
+	nkey     string
+	tlsCA    string
+	tlsCert  string
+	tlsKey   string
+	prefix   string
+	replicas int
+}
+
+// addNATSFlags registers the connection flags on cmd.
+func addNATSFlags(cmd *cobra.Command, f *natsFlags) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.url, "nats", defaultNATSURL, "NATS server URL (comma-separated for a cluster)")
+	fs.StringVar(&f.creds, "nats-creds", "", "NATS user credentials file")
+	fs.StringVar(&f.nkey, "nats-nkey", "", "NATS nkey seed file")
+	fs.StringVar(&f.tlsCA, "nats-tls-ca", "", "CA bundle to verify the NATS server")
+	fs.StringVar(&f.tlsCert, "nats-tls-cert", "", "client certificate for NATS")
+	fs.StringVar(&f.tlsKey, "nats-tls-key", "", "client key for NATS")
+	addBusLayoutFlags(cmd, f)
+}
+
+// addBusLayoutFlags registers the flags that shape what Operator declares.
+func addBusLayoutFlags(cmd *cobra.Command, f *natsFlags) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.prefix, "subject-prefix", "operator", "first token of every Operator subject")
+	fs.IntVar(&f.replicas, "replicas", 1, "replicas of the streams and buckets Operator declares (3 on a NATS cluster)")
+}
+
+func (f *natsFlags) config(log *slog.Logger) bus.Config {
+	return bus.Config{
+		URL: f.url, CredsFile: f.creds, NKeyFile: f.nkey,
+		TLSCAFile: f.tlsCA, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
+		Prefix: f.prefix, Replicas: f.replicas, Logger: log,
+	}
+}
+
+// openBus connects with the flags and declares Operator's streams and
+// buckets, so every command works against a fresh server.
+func (f *natsFlags) openBus(ctx context.Context, log *slog.Logger, name string) (*bus.Bus, error) {
+	cfg := f.config(log)
+	cfg.Name = name
+	return openDeclared(ctx, cfg)
+}
+
+func openDeclared(ctx context.Context, cfg bus.Config) (*bus.Bus, error) {
+	b, err := bus.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Declare(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,96 @@
+// Package eventlog renders Operator events as one human-readable line each,
+// for `operator events tail` and the live log of `operator up`. It imports
+// only the contracts in schemas and the CloudEvents SDK.
+package eventlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/operator-dev/operator/schemas"
+)
+
+// Line renders one event: time (UTC, event time), a short kind, and the few
+// fields that matter for that type. Unknown types and undecodable data still
+// render, with the raw type and subject.
+func Line(e event.Event) string {
+	ts := e.Time().UTC().Format("15:04:05.000")
+	data := e.Data()
+	switch e.Type() {
+	case schemas.TypeObservation:
+		var o schemas.Observation
+		if json.Unmarshal(data, &o) == nil {
+			s := fmt.Sprintf("%s observation  %s/%s in %.0fms", ts, o.Subject, o.Instance, o.Observer.DurationMS)
+			if n := len(o.Observer.Errors); n > 0 {
+				s += fmt.Sprintf(" with %d error(s): %s: %s", n, o.Observer.Errors[0].Source, o.Observer.Errors[0].Message)
+			}
+			return s
+		}
+	case schemas.TypeViolation:
+		var v schemas.Violation
+		if json.Unmarshal(data, &v) == nil {
+			s := fmt.Sprintf("%s violation    %-8s %-8s %s/%s %s", ts, strings.ToUpper(v.Status), v.Severity, v.Subject, v.Instance, v.Rule)
+			if v.Key != "" {
+				s += "[" + v.Key + "]"
+			}
+			s += fmt.Sprintf(" %q episode=%s", v.Summary, short(v.Episode))
+			if v.Error != "" {
+				s += " error=" + fmt.Sprintf("%q", v.Error)
+			}
+			return s
+		}
+	case schemas.TypeActionRequested:
+		var r schemas.ActionRequest
+		if json.Unmarshal(data, &r) == nil {
+			return fmt.Sprintf("%s action       REQUESTED %s/%s %s%s id=%s by=%s", ts, r.Subject, r.Instance, r.Action, params(r.Params), short(r.ID), r.RequestedBy)
+		}
+	case schemas.TypeActionCompleted:
+		var r schemas.ActionResult
+		if json.Unmarshal(data, &r) == nil {
+			return fmt.Sprintf("%s action       %s %s/%s %s id=%s mode=%s %q", ts, strings.ToUpper(r.Outcome), r.Subject, r.Instance, r.Action, short(r.RequestID), r.Mode, r.Reason)
+		}
+	case schemas.TypeActionVerified:
+		var r schemas.ActionVerification
+		if json.Unmarshal(data, &r) == nil {
+			verdict := "VERIFIED"
+			if !r.Verified {
+				verdict = "NOT-VERIFIED"
+			}
+			return fmt.Sprintf("%s action       %s %s/%s %s id=%s %q", ts, verdict, r.Subject, r.Instance, r.Action, short(r.RequestID), r.Reason)
+		}
+	case schemas.TypeDiagnosis:
+		var d schemas.Diagnosis
+		if json.Unmarshal(data, &d) == nil {
+			return fmt.Sprintf("%s diagnosis    %s/%s episode=%s %q by %s", ts, d.Subject, d.Instance, short(d.Episode), d.Summary, d.Author)
+		}
+	}
+	return fmt.Sprintf("%s %s subject=%s id=%s", ts, e.Type(), e.Subject(), e.ID())
+}
+
+// short abbreviates a hex id for display; ids are still unique enough to grep.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func params(p map[string]any) string {
+	if len(p) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%v", k, p[k])
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
