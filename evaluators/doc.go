@@ -1,0 +1,22 @@
+// Package evaluators is Operator's generic rule engine: it turns observations
+// into violations and action requests for any subject, knowing nothing about
+// any subject.
+//
+// It owns the rule file format (YAML with CEL expressions, see [ParseRuleSet]),
+// the load-time checks that refuse a bad rule set with file, line and reason,
+// the per-fingerprint alert state machine ([Step], with Prometheus alerting
+// semantics), the [Engine] that keeps that state in a compare-and-swap
+// key-value store and publishes the resulting events, offline [Replay], and
+// the `operator rules test` runner ([RunTests]) that drives the same engine on
+// a virtual clock.
+//
+// Time is event time: every transition takes the observation's ce-time as
+// now. The only wall-clock reads in this package are in [Engine.Run], the
+// consumer loop, which stamps the arrival of each observation and ticks the
+// staleness check.
+//
+// The engine reaches the outside world through small interfaces declared
+// here ([StateStore], [Publisher], [Source]); internal/bus satisfies them.
+// This package must never import a subject package (observers/*,
+// actuators/*, ratelimiter) nor NATS (nats.go, nats-server) directly.
+package evaluators
