@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"fmt"
 	"errors"
 	"strings"
 	"testing"
@@ -116,7 +117,7 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		typ  string
 		data any
 	}{
-		{TypeObservation, Observation{Subject: "ratelimiter", Instance: "demo", ObservedAt: now,
+		{TypeObservation, Observation{Subject: "demo", Instance: "demo", ObservedAt: now,
 			Observer: ObserverInfo{DurationMS: 1.5, IntervalMS: 1000, Errors: []ObserverError{{Source: "node n2", Message: "timeout"}}},
 			State:    json.RawMessage(`{"nodes":[]}`)}},
 		{TypeViolation, Violation{Subject: "ratelimiter", Instance: "demo", Rule: "node_down", Key: "n1",
@@ -174,5 +175,30 @@ func TestValidateRefuses(t *testing.T) {
 	}
 	if err := v.Validate("io.other", []byte(`{}`)); !errors.Is(err, ErrUnknownType) {
 		t.Errorf("unknown type: %v", err)
+	}
+}
+
+func TestObservationStateIsCheckedAgainstTheSubjectSchema(t *testing.T) {
+	v, err := NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.HasStateSchema("ratelimiter") || v.HasStateSchema("nosuch") {
+		t.Fatal("HasStateSchema")
+	}
+	obs := `{"subject":"ratelimiter","instance":"demo","observed_at":"2026-01-01T00:00:00Z","observer":{"duration_ms":1,"errors":[]},"state":%s}`
+	good := `{"redis":{"reachable":true,"ping_ms":0.2,"keys_without_ttl":{"count":0,"sample":[],"scanned":10,"complete":true}},
+		"nodes":[{"id":"n1","address":"http://127.0.0.1:8081","state":"up","reachable":true,"redis_up":true,"draining":false,
+		"check_p99_ms":0.8,"redis_p99_ms":0.5,"checks_per_s":100,"denied_per_s":3,"clock_offset_ms":-1,"heartbeat_age_ms":400}],
+		"keys":[{"key":"user:42","limit":100,"window_ms":60000,"algorithm":"gcra","count_by_node":{"n1":42},"drift":0,
+		"allowed_max_window":42,"allowed_last_window":42,"checks_per_s":1,"denied_per_s":0,"ttl_ms":59000}],
+		"limits":[],"blocks":[],"summary":{"nodes_total":1,"nodes_up":1,"keys_tracked":1,"median_key_checks_per_s":1}}`
+	if err := v.Validate(TypeObservation, []byte(fmt.Sprintf(obs, good))); err != nil {
+		t.Fatalf("good state refused: %v", err)
+	}
+	bad := strings.Replace(good, `"state":"up"`, `"state":"healthy"`, 1)
+	err = v.Validate(TypeObservation, []byte(fmt.Sprintf(obs, bad)))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "/nodes/0/state") {
+		t.Fatalf("bad node state: %v", err)
 	}
 }
