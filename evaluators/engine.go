@@ -701,6 +701,7 @@ func (p *pass) visit(ctx context.Context, r *Rule, key string, res Result, now t
 		}
 		nx := x
 		nx.Outbox = nil
+		err = nil
 		switch emit {
 		case EmitFiring:
 			var f firing

@@ -88,6 +88,8 @@ type RuleSet struct {
 	StaleAfter time.Duration
 	// Rules in file order.
 	Rules []*Rule
+
+	state *schemaInfo
 }
 
 // Rule is one invariant. Expressions are CEL over `obs` (the observation
@@ -320,6 +322,7 @@ func (p *parser) parse(data []byte) *RuleSet {
 	}
 
 	state := p.stateSchema(rs, schemaNode)
+	rs.state = state
 	names := map[string]int{}
 	if rulesNode != nil {
 		for i, n := range rulesNode.Content {
