@@ -250,6 +250,10 @@ func ParseRuleSet(file string, data []byte, opts LoadOptions) (*RuleSet, error) 
 	p := &parser{file: file, opts: opts.withDefaults()}
 	rs := p.parse(data)
 	if len(p.errs) > 0 {
+		// In file order; problems on one line keep the order found.
+		sort.SliceStable(p.errs, func(i, j int) bool {
+			return p.errs[i].(*Error).Line < p.errs[j].(*Error).Line
+		})
 		return nil, errors.Join(p.errs...)
 	}
 	return rs, nil

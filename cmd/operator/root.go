@@ -51,6 +51,9 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 		newRecordCmd(),
 		newPublishCmd(),
 		newEventsCmd(),
+		newEvaluateCmd(),
+		newReplayCmd(),
+		newRulesCmd(),
 	)
 	return root
 }

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/operator-dev/operator/evaluators"
+	"github.com/operator-dev/operator/internal/bus"
+	"github.com/operator-dev/operator/schemas"
+)
+
+// evaluateFlags configure `operator evaluate`.
+type evaluateFlags struct {
+	nats          natsFlags
+	rules         []string
+	workers       int
+	staleAfter    time.Duration
+	workerID      string
+	metricsListen string
+}
+
+func newEvaluateCmd() *cobra.Command {
+	var f evaluateFlags
+	cmd := &cobra.Command{
+		Use:   "evaluate --rules FILE...",
+		Short: "Judge observations against rule sets; publish violations and action requests",
+		Long: `Run the evaluator: a durable consumer on OPERATOR_OBSERVATIONS, filtered to the
+subjects the rule files name, that evaluates every observation, keeps alert
+state in the operator_evaluator_state bucket and publishes violations and
+action requests. Several evaluators may share the consumer.`,
+		Example: `  operator evaluate --rules observers/ratelimiter/rules.yaml
+  operator evaluate --nats nats://nats:4222 --rules a.yaml --rules b.yaml --workers 4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEvaluate(cmd.Context(), f)
+		},
+	}
+	fs := cmd.Flags()
+	addNATSFlags(cmd, &f.nats)
+	fs.StringArrayVar(&f.rules, "rules", nil, "rule file (repeat for several)")
+	fs.IntVar(&f.workers, "workers", 1, "observations evaluated concurrently")
+	fs.DurationVar(&f.staleAfter, "stale-after", 0, "silence after which observer_stale fires, for rule files without stale_after (default: 3 observer intervals, or 30s)")
+	fs.StringVar(&f.workerID, "worker-id", defaultWorkerID(), "this evaluator's name in event sources")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. :9464; empty: off)")
+	_ = cmd.MarkFlagRequired("rules")
+	return cmd
+}
+
+func defaultWorkerID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return evaluators.DefaultWorkerID
+	}
+	return strings.NewReplacer(" ", "-", "/", "-").Replace(h)
+}
+
+func runEvaluate(ctx context.Context, f evaluateFlags) error {
+	log := slog.Default()
+	sets, err := evaluators.LoadRuleSets(evaluators.LoadOptions{}, f.rules...)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	cfg := evaluators.Config{
+		WorkerID:      f.workerID,
+		SubjectPrefix: f.nats.prefix,
+		StaleAfter:    f.staleAfter,
+		Logger:        log,
+		Registerer:    reg,
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if f.workers < 1 {
+		return fmt.Errorf("--workers %d: must be at least 1", f.workers)
+	}
+	busCfg := f.nats.config(log)
+	busCfg.Name = "operator-evaluate"
+	busCfg.Registerer = reg
+	b, err := openDeclared(ctx, busCfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing nats", "error", err)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	if f.metricsListen != "" {
+		srv := &http.Server{
+			Addr:              f.metricsListen,
+			Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return gctx },
+		}
+		g.Go(func() error {
+			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	g.Go(func() error { return runEvaluator(gctx, b, sets, cfg, f.workers) })
+	return g.Wait()
+}
+
+// runEvaluator runs an evaluator engine on b until ctx is done. `operator up`
+// runs the same function.
+func runEvaluator(ctx context.Context, b *bus.Bus, sets []*evaluators.RuleSet, cfg evaluators.Config, workers int) error {
+	kv, err := b.KV(ctx, schemas.BucketEvaluatorState)
+	if err != nil {
+		return err
+	}
+	store := evaluators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
+	eng, err := evaluators.NewEngine(cfg, sets, store, b)
+	if err != nil {
+		return err
+	}
+	var filters []string
+	for _, s := range eng.Subjects() {
+		fl, err := b.Subjects().Observations(s)
+		if err != nil {
+			return err
+		}
+		filters = append(filters, fl)
+	}
+	cc := bus.ConsumerConfig{
+		Stream:         schemas.StreamObservations,
+		Durable:        "evaluator-" + strings.Join(eng.Subjects(), "-"),
+		Description:    "operator evaluate: " + strings.Join(eng.Subjects(), ", "),
+		FilterSubjects: filters,
+		Workers:        workers,
+	}
+	src := evaluators.SourceFunc(func(ctx context.Context, handle func(context.Context, event.Event) error) error {
+		return b.Consume(ctx, cc, func(ctx context.Context, m *bus.Message) error {
+			err := handle(ctx, m.Event)
+			if errors.Is(err, evaluators.ErrInvalidObservation) || errors.Is(err, evaluators.ErrNoRules) {
+				return bus.Permanent(err)
+			}
+			return err
+		})
+	})
+	slog.Default().Info("evaluating", "subjects", eng.Subjects(), "durable", cc.Durable, "workers", workers)
+	return eng.Run(ctx, src)
+}
