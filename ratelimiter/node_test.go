@@ -358,7 +358,6 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	t.Logf("%d ratelimit:* keys, all with a TTL", total)
 }
 
-
 // TestKilledNodeListedDown checks that a node that stops heartbeating stays
 // listed as down, and that a node stopping cleanly is listed down at once.
 func TestKilledNodeListedDown(t *testing.T) {
