@@ -1,0 +1,24 @@
+// Package actuators is Operator's generic action worker: it turns action
+// requests into calls to a subject's API, safely, at most once, and then
+// checks that the action worked. It knows nothing about any subject.
+//
+// It owns the action catalog format (actions.yaml, see [ParseCatalog]) and
+// its load-time checks, which refuse a bad catalog with file, line and
+// reason; the safety gates every request passes in a fixed order (catalog
+// and params validation, kill switch, mode, precondition, per-target
+// cooldown and per-subject budget, approval, idempotency ledger); the
+// execution with a timeout and retries for transient errors only; the
+// action.completed and action.verified events; and the control records in
+// the operator_control bucket that people change with `operator control`,
+// `operator approve` and `operator reject` ([SetKillSwitch], [Decide]).
+//
+// A subject plugs in with a [Subject]: its [Catalog] and an [Executor] that
+// calls its API. cmd/operator registers them; this package must never import
+// a subject package (actuators/<subject>, observers/*, ratelimiter,
+// internal/pdapi) nor NATS directly, and no code path in it runs a process
+// or a shell.
+//
+// Time: the gates take the time as an argument. The only wall-clock reads
+// are in the consumer loops ([Worker.Run] and its handlers), which stamp
+// each request as it arrives, time executions and bound verifications.
+package actuators
