@@ -66,6 +66,10 @@ type Chaos struct {
 	RedisDelay time.Duration
 }
 
+// maxPipelines is the number of decision pipelines a node keeps in flight;
+// decisions arriving meanwhile share the next one (see batcher).
+const maxPipelines = 4
+
 // Bounds on chaos settings.
 const (
 	MaxChaosClockSkew  = time.Hour
@@ -81,6 +85,7 @@ type Limiter struct {
 	metrics   *metrics
 	hot       *hotKeys
 	scripts   map[Algorithm]*redis.Script
+	batch     *batcher
 	startedAt time.Time
 
 	table    atomic.Pointer[limitTable]
@@ -107,6 +112,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 		metrics:   newMetrics(cfg.Registerer, cfg.NodeID, cfg.Version),
 		hot:       newHotKeys(cfg.HotKeysPerBucket),
 		scripts:   decisionScripts(),
+		batch:     newBatcher(rdb, maxPipelines, cfg.RedisTimeout),
 		startedAt: cfg.Now().UTC(),
 	}
 	l.redisUp.Store(true)
@@ -233,8 +239,8 @@ func (l *Limiter) eval(ctx context.Context, op string, lim Limit, key string, co
 	var v []int64
 	err := l.do(ctx, op, func(ctx context.Context) error {
 		var err error
-		v, err = l.scripts[lim.Algorithm].Run(ctx, l.rdb, keys,
-			nowArg, lim.Limit, lim.Window.Microseconds(), cost, mode).Int64Slice()
+		v, err = l.batch.run(ctx, l.scripts[lim.Algorithm], keys,
+			nowArg, lim.Limit, lim.Window.Microseconds(), cost, mode)
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,261 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of a run.
+const (
+	DefaultConcurrency = 64
+	DefaultDuration    = 10 * time.Second
+	DefaultKeys        = 1000
+	DefaultKeyPrefix   = "bench:"
+	DefaultTimeout     = 5 * time.Second
+	// MaxErrorSamples bounds the distinct error messages a Result keeps.
+	MaxErrorSamples = 5
+)
+
+// Config describes a run. Zero fields take the Default* values.
+type Config struct {
+	// Targets are node base URLs; workers spread requests over them
+	// round robin.
+	Targets []string `yaml:"targets"`
+	// Concurrency is the number of workers, each with one request in flight.
+	Concurrency int `yaml:"concurrency"`
+	// Duration bounds the run.
+	Duration time.Duration `yaml:"duration"`
+	// Keys is the number of distinct keys, picked uniformly at random.
+	Keys int `yaml:"keys"`
+	// KeyPrefix starts every key.
+	KeyPrefix string `yaml:"key_prefix"`
+	// Timeout bounds each request.
+	Timeout time.Duration `yaml:"timeout"`
+	// HTTPClient sends the requests; nil means a keep-alive HTTP/1.1 client
+	// with one idle connection per worker and target.
+	HTTPClient *http.Client `yaml:"-"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Keys == 0 {
+		c.Keys = DefaultKeys
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultKeyPrefix
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	return c
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.Targets) == 0 {
+		errs = append(errs, errors.New("at least one target is required"))
+	}
+	for _, t := range c.Targets {
+		u, err := url.Parse(t)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("target %q must be an http(s)://host:port URL", t))
+		}
+	}
+	if c.Concurrency < 1 || c.Concurrency > 10000 {
+		errs = append(errs, fmt.Errorf("concurrency %d must be between 1 and 10000", c.Concurrency))
+	}
+	if c.Duration < 0 || c.Duration > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("duration %s must be between 0 and 24h", c.Duration))
+	}
+	if c.Keys < 1 {
+		errs = append(errs, fmt.Errorf("keys %d must be at least 1", c.Keys))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s must be positive", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Result summarises a run. Latencies cover answered checks (200 and 429).
+type Result struct {
+	Targets     []string      `json:"targets"`
+	Concurrency int           `json:"concurrency"`
+	Keys        int           `json:"keys"`
+	Elapsed     time.Duration `json:"-"`
+	ElapsedS    float64       `json:"elapsed_s"`
+	// Decisions counts answered checks: Allowed plus Denied.
+	Decisions int64 `json:"decisions"`
+	Allowed   int64 `json:"allowed"`
+	Denied    int64 `json:"denied"`
+	// Errors counts transport failures and answers other than 200 and 429.
+	Errors       int64    `json:"errors"`
+	ErrorSamples []string `json:"error_samples,omitempty"`
+	// PerSecond is Decisions divided by the elapsed time.
+	PerSecond float64       `json:"decisions_per_second"`
+	P50       time.Duration `json:"-"`
+	P90       time.Duration `json:"-"`
+	P99       time.Duration `json:"-"`
+	P999      time.Duration `json:"-"`
+	Max       time.Duration `json:"-"`
+	P50MS     float64       `json:"p50_ms"`
+	P90MS     float64       `json:"p90_ms"`
+	P99MS     float64       `json:"p99_ms"`
+	P999MS    float64       `json:"p999_ms"`
+	MaxMS     float64       `json:"max_ms"`
+}
+
+// String renders r for a terminal.
+func (r Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "targets      %s\n", strings.Join(r.Targets, ", "))
+	fmt.Fprintf(&b, "concurrency  %d, keys %d\n", r.Concurrency, r.Keys)
+	fmt.Fprintf(&b, "decisions    %d (allowed %d, denied %d) in %.2fs = %.0f decisions/s\n",
+		r.Decisions, r.Allowed, r.Denied, r.Elapsed.Seconds(), r.PerSecond)
+	fmt.Fprintf(&b, "latency      p50 %s  p90 %s  p99 %s  p999 %s  max %s\n", r.P50, r.P90, r.P99, r.P999, r.Max)
+	fmt.Fprintf(&b, "errors       %d\n", r.Errors)
+	for _, s := range r.ErrorSamples {
+		fmt.Fprintf(&b, "             %s\n", s)
+	}
+	return b.String()
+}
+
+// worker is one load loop's private tallies.
+type worker struct {
+	hist                     *histogram
+	allowed, denied, errored int64
+	samples                  []string
+}
+
+// Run drives checks until cfg.Duration has passed or ctx is done, then
+// reports. It returns an error only for an invalid configuration.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        cfg.Concurrency * len(cfg.Targets),
+			MaxIdleConnsPerHost: cfg.Concurrency,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+		}
+		defer tr.CloseIdleConnections()
+		hc = &http.Client{Transport: tr}
+	}
+	urls := make([]string, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		urls[i] = strings.TrimRight(t, "/") + "/v1/check"
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	workers := make([]*worker, cfg.Concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range workers {
+		w := &worker{hist: newHistogram()}
+		workers[i] = w
+		wg.Go(func() { w.loop(ctx, hc, cfg, urls, uint64(i)) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	total := newHistogram()
+	res := Result{Targets: cfg.Targets, Concurrency: cfg.Concurrency, Keys: cfg.Keys, Elapsed: elapsed, ElapsedS: elapsed.Seconds()}
+	seen := map[string]bool{}
+	for _, w := range workers {
+		total.merge(w.hist)
+		res.Allowed += w.allowed
+		res.Denied += w.denied
+		res.Errors += w.errored
+		for _, s := range w.samples {
+			if !seen[s] && len(res.ErrorSamples) < MaxErrorSamples {
+				seen[s] = true
+				res.ErrorSamples = append(res.ErrorSamples, s)
+			}
+		}
+	}
+	res.Decisions = res.Allowed + res.Denied
+	if elapsed > 0 {
+		res.PerSecond = float64(res.Decisions) / elapsed.Seconds()
+	}
+	res.P50, res.P90, res.P99, res.P999, res.Max = total.quantile(0.5), total.quantile(0.9), total.quantile(0.99), total.quantile(0.999), total.max
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	res.P50MS, res.P90MS, res.P99MS, res.P999MS, res.MaxMS = ms(res.P50), ms(res.P90), ms(res.P99), ms(res.P999), ms(res.Max)
+	return res, nil
+}
+
+// loop sends checks until ctx is done.
+func (w *worker) loop(ctx context.Context, hc *http.Client, cfg Config, urls []string, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
+	body := make([]byte, 0, 128)
+	for n := seed; ctx.Err() == nil; n++ {
+		body = body[:0]
+		body = append(body, `{"key":`...)
+		body = strconv.AppendQuote(body, cfg.KeyPrefix+strconv.Itoa(rng.IntN(cfg.Keys)))
+		body = append(body, `,"cost":1}`...)
+		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		req, err := http.NewRequestWithContext(rctx, http.MethodPost, urls[n%uint64(len(urls))], bytes.NewReader(body))
+		if err != nil {
+			cancel()
+			w.fail(err.Error())
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return // the run ended mid-request: not an error
+			}
+			w.fail(err.Error())
+			continue
+		}
+		// Drain so the connection is reused.
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		cancel()
+		d := time.Since(t0)
+		switch resp.StatusCode {
+		case http.StatusOK:
+			w.allowed++
+			w.hist.record(d)
+		case http.StatusTooManyRequests:
+			w.denied++
+			w.hist.record(d)
+		default:
+			w.fail("status " + resp.Status)
+		}
+	}
+}
+
+func (w *worker) fail(msg string) {
+	w.errored++
+	if len(w.samples) < MaxErrorSamples {
+		w.samples = append(w.samples, msg)
+	}
+}

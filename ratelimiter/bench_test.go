@@ -1,0 +1,73 @@
+package ratelimiter
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+)
+
+// BenchmarkCheck measures one decision per algorithm through go-redis
+// against a real redis-server: serially (the round-trip latency) and in
+// parallel (the throughput one node reaches).
+func BenchmarkCheck(b *testing.B) {
+	addr := redistest.Start(b).Addr
+	for _, alg := range Algorithms() {
+		l := newLimiter(b, addr, Config{DefaultLimit: 10000, DefaultWindow: time.Minute, DefaultAlgorithm: alg})
+		ctx := context.Background()
+		keys := make([]string, 1000)
+		for i := range keys {
+			keys[i] = "bench:" + string(alg) + ":" + strconv.Itoa(i)
+		}
+		b.Run(string(alg)+"/serial", func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if _, err := l.Check(ctx, keys[i%len(keys)], 1); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(string(alg)+"/parallel", func(b *testing.B) {
+			var n atomic.Int64
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := l.Check(ctx, keys[n.Add(1)%int64(len(keys))], 1); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkHTTPCheck measures a decision through the whole HTTP handler
+// over a keep-alive loopback connection.
+func BenchmarkHTTPCheck(b *testing.B) {
+	addr := redistest.Start(b).Addr
+	n := startNode(b, addr, Config{NodeID: "b1", DefaultLimit: 10000}, HandlerOptions{})
+	hc := n.srv.Client()
+	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	var i atomic.Int64
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			body := `{"key":"h:` + strconv.FormatInt(i.Add(1)%1000, 10) + `"}`
+			resp, err := hc.Post(n.srv.URL+"/v1/check", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	})
+}
