@@ -54,6 +54,8 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 		newEvaluateCmd(),
 		newReplayCmd(),
 		newRulesCmd(),
+		newRatelimiterCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
