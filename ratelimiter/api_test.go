@@ -655,3 +655,29 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCounterUsesTheEnforcedWindow guards against reading or pruning a
+// counter with a window other than the one enforced: with a 10 minute limit,
+// units used 2 minutes ago still count, in checks and in the counter view.
+func TestCounterUsesTheEnforcedWindow(t *testing.T) {
+	for _, alg := range Algorithms() {
+		t.Run(string(alg), func(t *testing.T) {
+			clock := newTestClock()
+			n := startNode(t, redistest.StartMini(t).Addr(), Config{NodeID: "n1", Clock: ClockNode, Now: clock.Now, DefaultLimit: 5, DefaultWindow: time.Minute}, HandlerOptions{})
+			if r := n.do(t, "PUT", "/api/v1/limits/long:*", api.LimitSpec{Limit: 5, WindowMS: 600000, Algorithm: string(alg)}); r.status != http.StatusOK {
+				t.Fatalf("PUT: %d %s", r.status, r.body)
+			}
+			n.check(t, "long:1", 1)
+			n.check(t, "long:1", 4)
+			clock.Advance(2 * time.Minute)
+			var c api.Counter
+			n.do(t, "GET", "/api/v1/counters/long:1", nil).decode(t, &c)
+			if c.WindowMS != 600000 || c.Remaining > 1 {
+				t.Errorf("counter two minutes later = %+v; the 10 minute window still holds the units", c)
+			}
+			if d, _ := n.check(t, "long:1", 2); d.Allowed {
+				t.Errorf("check two minutes later allowed %+v; the default 1 minute window must not apply", d)
+			}
+		})
+	}
+}

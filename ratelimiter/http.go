@@ -57,7 +57,9 @@ const (
 func NewHandler(l *Limiter, opts HandlerOptions) http.Handler {
 	h := &handler{l: l}
 	mux := http.NewServeMux()
-	auth := requireToken(opts.Token)
+	token := requireToken(opts.Token)
+	// auth guards and logs every mutating management request.
+	auth := func(next http.Handler) http.Handler { return h.audit(token(next)) }
 
 	mux.Handle("POST /v1/check", h.observeCheck(http.HandlerFunc(h.check)))
 	mux.HandleFunc("GET /healthz", h.healthz)
@@ -118,6 +120,37 @@ func requireToken(token string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// audit logs a mutating management request once it is answered, with its
+// Idempotency-Key, so operators can trace what changed and who retried.
+func (h *handler) audit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		h.l.log.Info("management request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"remote", r.RemoteAddr, "idempotency_key", r.Header.Get("Idempotency-Key"))
+	})
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // observeCheck records the check handler's duration.

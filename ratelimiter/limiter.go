@@ -160,7 +160,7 @@ func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, 
 	case d.Allowed:
 		result = resultAllowed
 	}
-	l.metrics.checks.WithLabelValues(result, string(lim.Algorithm)).Inc()
+	l.metrics.countCheck(result, lim.Algorithm)
 	l.hot.record(key, d.Allowed, d.Time)
 	return d, nil
 }
@@ -171,12 +171,12 @@ func (l *Limiter) failed(key string, lim Limit, pattern string, err error) (Deci
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if l.cfg.OnRedisError == FailOpen {
-		l.metrics.checks.WithLabelValues(resultDegraded, string(lim.Algorithm)).Inc()
+		l.metrics.countCheck(resultDegraded, lim.Algorithm)
 		now := l.cfg.Now()
 		l.hot.record(key, true, now)
 		return Decision{Allowed: true, Degraded: true, Key: key, Limit: lim, Pattern: pattern, Remaining: lim.Limit, Time: now}, nil
 	}
-	l.metrics.checks.WithLabelValues(resultError, string(lim.Algorithm)).Inc()
+	l.metrics.countCheck(resultError, lim.Algorithm)
 	return Decision{}, err
 }
 

@@ -31,6 +31,7 @@ const (
 // node label, so several nodes can feed one Prometheus.
 type metrics struct {
 	checks        *prometheus.CounterVec
+	checkCounters map[string]map[Algorithm]prometheus.Counter // result -> algorithm
 	checkDuration prometheus.Histogram
 	redisDuration *prometheus.HistogramVec
 	redisErrors   *prometheus.CounterVec
@@ -99,9 +100,11 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 			ConstLabels: labels,
 		}, []string{"version", "goversion"}),
 	}
-	for _, a := range Algorithms() {
-		for _, r := range []string{resultAllowed, resultDenied, resultBlocked, resultDegraded, resultError} {
-			m.checks.WithLabelValues(r, string(a))
+	m.checkCounters = map[string]map[Algorithm]prometheus.Counter{}
+	for _, r := range []string{resultAllowed, resultDenied, resultBlocked, resultDegraded, resultError} {
+		m.checkCounters[r] = map[Algorithm]prometheus.Counter{}
+		for _, a := range Algorithms() {
+			m.checkCounters[r][a] = m.checks.WithLabelValues(r, string(a))
 		}
 	}
 	for _, op := range []string{opCheck, opPeek, opSync, opLoad, opHeartbeat, opAdmin, opPing} {
@@ -114,4 +117,9 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 			m.draining, m.limitsVersion, m.limitErrors, m.buildInfo)
 	}
 	return m
+}
+
+// countCheck counts one decision; the counters are resolved once, at start.
+func (m *metrics) countCheck(result string, a Algorithm) {
+	m.checkCounters[result][a].Inc()
 }

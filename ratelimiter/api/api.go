@@ -64,7 +64,9 @@ type Decision struct {
 	// Blocked is set when the key is blocked by an operator.
 	Blocked bool `json:"blocked,omitempty"`
 	// Degraded is set when Redis could not be reached and the node allowed the
-	// request because it is configured to fail open.
+	// request because it is configured to fail open. The quota is then
+	// unknown: Remaining reports the full limit, the reset fields 0, and no
+	// RateLimit header fields are sent.
 	Degraded bool `json:"degraded,omitempty"`
 	// Node is the id of the node that decided.
 	Node string `json:"node,omitempty"`

@@ -84,6 +84,7 @@ type Error struct {
 	RetryAfter time.Duration
 }
 
+// Error describes the request and the node's detail.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.StatusCode, e.Problem.Detail)
 }

@@ -32,4 +32,4 @@ if n == 0 then reset = 0 end
 
 local remaining = limit - n
 if remaining < 0 then remaining = 0 end
-return {allowed, n, remaining, math.ceil(reset), math.ceil(retry), now, block, redis.call('PTTL', key)}
+return {allowed, n, remaining, math.ceil(reset), math.ceil(retry), now, block, statettl(key)}

@@ -43,4 +43,4 @@ end
 local remaining = math.floor((window - debt) / interval + 1e-9)
 if remaining < 0 then remaining = 0 end
 if remaining > limit then remaining = limit end
-return {allowed, limit - remaining, remaining, math.ceil(debt), math.ceil(retry), now, block, redis.call('PTTL', key)}
+return {allowed, limit - remaining, remaining, math.ceil(debt), math.ceil(retry), now, block, statettl(key)}

@@ -11,8 +11,10 @@
 --
 -- Every script returns
 --   {allowed, count, remaining, reset_after_us, retry_after_us, now_us, block_pttl_ms, state_pttl_ms}
--- where block_pttl_ms is -2 when the key is not blocked. Every write sets the
--- state key's TTL in the same script, so no key lives without one.
+-- where block_pttl_ms is -2 when the key is not blocked and state_pttl_ms is
+-- the state key's PTTL in peek mode (-3 in check mode, where nobody reads it).
+-- Every write sets the state key's TTL in the same script, so no key lives
+-- without one.
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -37,7 +39,13 @@ local function ttl(us)
   return m
 end
 
+-- statettl reports the state key's PTTL to peeks only.
+local function statettl(key)
+  if peek then return redis.call('PTTL', key) end
+  return -3
+end
+
 local block = redis.call('PTTL', KEYS[2])
 if block ~= -2 and not peek then
-  return {0, 0, 0, 0, 0, now, block, redis.call('PTTL', KEYS[1])}
+  return {0, 0, 0, 0, 0, now, block, -3}
 end

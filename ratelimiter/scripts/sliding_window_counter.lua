@@ -65,4 +65,4 @@ local count = math.ceil(est - 1e-9)
 if count < 0 then count = 0 end
 local remaining = math.floor(limit - est + 1e-9)
 if remaining < 0 then remaining = 0 end
-return {allowed, count, remaining, math.ceil(reset), math.ceil(retry), now, block, redis.call('PTTL', key)}
+return {allowed, count, remaining, math.ceil(reset), math.ceil(retry), now, block, statettl(key)}

@@ -61,4 +61,4 @@ end
 
 local remaining = limit - count
 if remaining < 0 then remaining = 0 end
-return {allowed, count, remaining, math.ceil(reset), math.ceil(retry), now, block, redis.call('PTTL', key)}
+return {allowed, count, remaining, math.ceil(reset), math.ceil(retry), now, block, statettl(key)}
