@@ -681,3 +681,22 @@ func TestCounterUsesTheEnforcedWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitChangeWithoutRun checks that a library user who never calls Run
+// still picks up limit changes made through another node.
+func TestLimitChangeWithoutRun(t *testing.T) {
+	addr := redistest.StartMini(t).Addr()
+	writer := newLimiter(t, addr, Config{NodeID: "w"})
+	reader := newLimiter(t, addr, Config{NodeID: "r", SyncInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	if d, err := reader.Check(ctx, "lib:1", 1); err != nil || d.Limit.Limit != DefaultLimit {
+		t.Fatalf("first check: %+v, %v", d, err)
+	}
+	if _, err := writer.PutLimit(ctx, "lib:*", Limit{Limit: 3, Window: time.Second, Algorithm: GCRA}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "reader applies the limit", func() bool {
+		d, err := reader.Check(ctx, "lib:2", 1)
+		return err == nil && d.Limit.Limit == 3
+	})
+}

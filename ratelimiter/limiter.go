@@ -92,6 +92,7 @@ type Limiter struct {
 	loadMu   sync.Mutex // serialises limit reloads
 	draining atomic.Bool
 	redisUp  atomic.Bool
+	running  atomic.Bool // Run keeps the limits fresh
 	chaos    atomic.Pointer[Chaos]
 }
 
@@ -379,9 +380,12 @@ func (l *Limiter) Ready(ctx context.Context) error {
 	return err
 }
 
-// limits returns the limit table, loading it first if it never was.
+// limits returns the limit table, loading it first if it never was. Without
+// Run, a table older than the sync interval is reloaded on use, so a library
+// user that never calls Run still sees limit changes.
 func (l *Limiter) limits(ctx context.Context) (*limitTable, error) {
-	if t := l.table.Load(); t != nil {
+	t := l.table.Load()
+	if t != nil && (l.running.Load() || time.Since(t.loadedAt) < l.cfg.SyncInterval) {
 		return t, nil
 	}
 	return l.reload(ctx, -1)
@@ -392,7 +396,7 @@ func (l *Limiter) limits(ctx context.Context) (*limitTable, error) {
 func (l *Limiter) reload(ctx context.Context, seen int64) (*limitTable, error) {
 	l.loadMu.Lock()
 	defer l.loadMu.Unlock()
-	if t := l.table.Load(); t != nil && seen >= 0 && t.version == seen {
+	if t := l.table.Load(); t != nil && (seen >= 0 && t.version == seen || seen < 0 && time.Since(t.loadedAt) < l.cfg.SyncInterval && !l.running.Load()) {
 		return t, nil // another caller loaded it meanwhile
 	}
 	var v []any
@@ -416,6 +420,7 @@ func (l *Limiter) reload(ctx context.Context, seen int64) (*limitTable, error) {
 	}
 	def := Limit{Limit: l.cfg.DefaultLimit, Window: l.cfg.DefaultWindow, Algorithm: l.cfg.DefaultAlgorithm}
 	t, errs := newLimitTable(version, def, fields)
+	t.loadedAt = time.Now()
 	for _, err := range errs {
 		l.metrics.limitErrors.Inc()
 		l.log.Error("skipping invalid stored limit", "error", err)

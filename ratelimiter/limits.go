@@ -33,6 +33,7 @@ type limitTable struct {
 	exact    map[string]rule
 	prefixes []rule // longest prefix first
 	def      Limit
+	loadedAt time.Time // wall clock of the node, for staleness only
 }
 
 // newLimitTable builds a table from the limits hash. Entries that do not

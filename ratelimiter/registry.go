@@ -30,6 +30,8 @@ type nodeInfo struct {
 // pushed by pub/sub). On return it marks the node stopped in the registry.
 // It returns only after its goroutines have exited, and always returns nil.
 func (l *Limiter) Run(ctx context.Context) error {
+	l.running.Store(true)
+	defer l.running.Store(false)
 	trigger := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() { l.watchChanges(ctx, trigger) })

@@ -111,7 +111,7 @@ func runRatelimiterServe(ctx context.Context, f ratelimiterServeFlags) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if cfg.Advertise == "" {
-		cfg.Advertise = "http://" + ln.Addr().String()
+		cfg.Advertise = advertiseURL(ln.Addr())
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,4 +138,19 @@ func redactURL(s string) string {
 		return "(unparsable url)"
 	}
 	return u.Redacted()
+}
+
+// advertiseURL is the default --advertise: the listen address, with the host
+// name in place of a wildcard address.
+func advertiseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
