@@ -201,7 +201,14 @@ func (c *compiler) exprWith(field, src string, check func(*types.Type) error, af
 	} else if est.Max > c.budget {
 		c.p.errorf(at.line, c.rule.Name, "%s: estimated cost %d exceeds the budget of %d (bound the collections it iterates with maxItems in the state schema, or simplify it)", field, est.Max, c.budget)
 	}
-	prg, err := c.env.Program(a, cel.CostLimit(c.budget), cel.EvalOptions(cel.OptOptimize))
+	// Expressions with a comprehension run under a cost limit, since
+	// their cost grows with the data; the others are bounded by their
+	// size, and tracking cost would slow every evaluation.
+	progOpts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if hasComprehension(root) {
+		progOpts = append(progOpts, cel.CostLimit(c.budget))
+	}
+	prg, err := c.env.Program(a, progOpts...)
 	if err != nil {
 		c.p.errorf(at.line, c.rule.Name, "%s: %v", field, err)
 		return nil, shape{}
@@ -244,6 +251,18 @@ func (c *compiler) template(field, text string) *template {
 		}
 	}
 	return t
+}
+
+// hasComprehension reports whether e contains a comprehension (a macro
+// such as all, exists, map or filter).
+func hasComprehension(e ast.Expr) bool {
+	found := false
+	ast.PreOrderVisit(e, ast.NewExprVisitor(func(x ast.Expr) {
+		if x.Kind() == ast.ComprehensionKind {
+			found = true
+		}
+	}))
+	return found
 }
 
 // plainChain reports whether e is a plain field path like item.id or

@@ -157,24 +157,37 @@ func decodeObservation(ev event.Event) (observation, error) {
 	if ev.Time().IsZero() {
 		return observation{}, fmt.Errorf("%w: event %s has no time", ErrInvalidObservation, ev.ID())
 	}
-	var data map[string]any
-	if err := json.Unmarshal(ev.Data(), &data); err != nil {
+	val, err := parseJSON(ev.Data())
+	if err != nil {
 		return observation{}, fmt.Errorf("%w: event %s data: %v", ErrInvalidObservation, ev.ID(), err)
 	}
-	o := observation{id: ev.ID(), at: ev.Time().UTC()}
-	o.subject, _ = data["subject"].(string)
-	o.instance, _ = data["instance"].(string)
+	data, ok := val.(traits.Mapper)
+	if !ok {
+		return observation{}, fmt.Errorf("%w: event %s data is not a JSON object", ErrInvalidObservation, ev.ID())
+	}
+	o := observation{id: ev.ID(), at: ev.Time().UTC(), val: val}
+	if v, ok := data.Find(types.String("subject")); ok {
+		s, _ := v.(types.String)
+		o.subject = string(s)
+	}
+	if v, ok := data.Find(types.String("instance")); ok {
+		s, _ := v.(types.String)
+		o.instance = string(s)
+	}
 	for _, tok := range []string{o.subject, o.instance} {
 		if err := schemas.ValidToken(tok); err != nil {
 			return observation{}, fmt.Errorf("%w: event %s: subject/instance: %v", ErrInvalidObservation, ev.ID(), err)
 		}
 	}
-	if obsr, ok := data["observer"].(map[string]any); ok {
-		if ms, ok := obsr["interval_ms"].(float64); ok && ms > 0 {
-			o.intervalMS = int64(ms)
+	if v, ok := data.Find(types.String("observer")); ok {
+		if obsr, ok := v.(traits.Mapper); ok {
+			if ms, ok := obsr.Find(types.String("interval_ms")); ok {
+				if f, ok := ms.(types.Double); ok && f > 0 {
+					o.intervalMS = int64(f)
+				}
+			}
 		}
 	}
-	o.val = celValue(data)
 	return o, nil
 }
 
@@ -186,7 +199,6 @@ type ruleEval struct {
 	errs []error
 	// results in item order, one per key.
 	results []keyResult
-	byKey   map[string]int
 }
 
 type keyResult struct {
@@ -201,6 +213,9 @@ func (re *ruleEval) complete() bool { return len(re.errs) == 0 }
 func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 	out := make([]ruleEval, len(sr.rules))
 	act := &activation{obs: obs}
+	// Rules with the same each and key share the items and their keys.
+	var collections map[string]*collection
+
 	for i, r := range sr.rules {
 		re := &out[i]
 		re.rule = r
@@ -226,45 +241,83 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 			re.results = []keyResult{{key: key, active: ok}}
 			continue
 		}
-		lv, err := c.each.eval(act)
-		if err != nil {
-			re.errs = append(re.errs, fmt.Errorf("each: %w", err))
+		coll := collections[c.each.src+"\x00"+c.key.src]
+		if coll == nil {
+			coll = collect(c, act)
+			if collections == nil {
+				collections = map[string]*collection{}
+			}
+			collections[c.each.src+"\x00"+c.key.src] = coll
+		}
+		if coll.err != nil {
+			re.errs = append(re.errs, coll.err)
 			continue
 		}
-		list, ok := lv.(traits.Lister)
-		if !ok {
-			re.errs = append(re.errs, fmt.Errorf("each: got %s, want a list", lv.Type()))
-			continue
-		}
-		n, _ := list.Size().(types.Int)
-		re.results = make([]keyResult, 0, int(n))
-		re.byKey = make(map[string]int, int(n))
-		for j := 0; j < int(n); j++ {
-			item := list.Get(types.Int(j))
+		re.results = make([]keyResult, 0, len(coll.items))
+		for j, item := range coll.items {
+			if err := coll.keyErrs[j]; err != nil {
+				re.errs = append(re.errs, err)
+				continue
+			}
 			act.item, act.hasItem = item, true
-			kv, err := c.key.eval(act)
-			var key string
-			if err == nil {
-				key, err = keyString(kv)
-			}
-			if err != nil {
-				re.errs = append(re.errs, fmt.Errorf("item %d: key: %w", j, err))
-				continue
-			}
-			if _, dup := re.byKey[key]; dup {
-				re.errs = append(re.errs, fmt.Errorf("item %d: key %q is not unique", j, key))
-				continue
-			}
+			key := coll.keys[j]
 			active, err := c.expr.evalBool(act)
 			if err != nil {
 				re.errs = append(re.errs, fmt.Errorf("key %q: expr: %w", key, err))
 				continue
 			}
-			re.byKey[key] = len(re.results)
 			re.results = append(re.results, keyResult{key: key, active: active, item: item})
 		}
 	}
 	return out
+}
+
+// collection is the items of an each expression with their keys.
+type collection struct {
+	err     error // each failed: no items
+	items   []ref.Val
+	keys    []string
+	keyErrs []error // per item: its key failed or is not unique
+}
+
+func collect(c *compiledRule, act *activation) *collection {
+	act.item, act.hasItem = nil, false
+	lv, err := c.each.eval(act)
+	if err != nil {
+		return &collection{err: fmt.Errorf("each: %w", err)}
+	}
+	list, ok := lv.(traits.Lister)
+	if !ok {
+		return &collection{err: fmt.Errorf("each: got %s, want a list", lv.Type())}
+	}
+	n, _ := list.Size().(types.Int)
+	coll := &collection{
+		items:   make([]ref.Val, int(n)),
+		keys:    make([]string, int(n)),
+		keyErrs: make([]error, int(n)),
+	}
+	seen := make(map[string]struct{}, int(n))
+	for j := range coll.items {
+		item := list.Get(types.Int(j))
+		coll.items[j] = item
+		act.item, act.hasItem = item, true
+		kv, err := c.key.eval(act)
+		var key string
+		if err == nil {
+			key, err = keyString(kv)
+		}
+		switch {
+		case err != nil:
+			coll.keyErrs[j] = fmt.Errorf("item %d: key: %w", j, err)
+		default:
+			if _, dup := seen[key]; dup {
+				coll.keyErrs[j] = fmt.Errorf("item %d: key %q is not unique", j, key)
+			}
+			seen[key] = struct{}{}
+			coll.keys[j] = key
+		}
+	}
+	return coll
 }
 
 // Observe evaluates one observation event received at receivedAt (wall

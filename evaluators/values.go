@@ -16,41 +16,6 @@ import (
 	"cel.dev/cel-go/interpreter"
 )
 
-// celValue converts decoded JSON (as encoding/json produces it into an any)
-// to CEL values once per observation, so evaluations select fields without
-// converting again. Every number is a double.
-func celValue(v any) ref.Val {
-	switch v := v.(type) {
-	case nil:
-		return types.NullValue
-	case bool:
-		return types.Bool(v)
-	case string:
-		return types.String(v)
-	case float64:
-		return types.Double(v)
-	case json.Number:
-		f, err := v.Float64()
-		if err != nil {
-			return types.NewErr("number %s: %v", v, err)
-		}
-		return types.Double(f)
-	case []any:
-		elems := make([]ref.Val, len(v))
-		for i, e := range v {
-			elems[i] = celValue(e)
-		}
-		return types.NewRefValList(types.DefaultTypeAdapter, elems)
-	case map[string]any:
-		m := make(map[ref.Val]ref.Val, len(v))
-		for k, e := range v {
-			m[types.String(k)] = celValue(e)
-		}
-		return types.NewRefValMap(types.DefaultTypeAdapter, m)
-	}
-	return types.NewErr("unsupported JSON value %T", v)
-}
-
 // nativeValue converts a CEL value back to plain JSON-able Go data.
 func nativeValue(v ref.Val) (any, error) {
 	switch v := v.(type) {

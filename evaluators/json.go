@@ -1,0 +1,332 @@
+package evaluators
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+)
+
+// maxJSONDepth bounds nesting, so hostile data cannot exhaust the stack.
+const maxJSONDepth = 200
+
+// parseJSON decodes a JSON document straight into CEL values (objects as
+// maps with string keys, arrays as lists, every number a double), without
+// the intermediate map[string]any of encoding/json: observations are
+// decoded once each, and this is most of the cost of an evaluation.
+func parseJSON(b []byte) (ref.Val, error) {
+	p := jsonParser{b: b}
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.space()
+	if p.i != len(p.b) {
+		return nil, p.errorf("trailing data")
+	}
+	return v, nil
+}
+
+type jsonParser struct {
+	b []byte
+	i int
+	// fields is a stack of the fields of the objects being
+	// parsed, so each object gets exactly sized slices.
+	fields []field
+	// elems is a stack of the elements of the arrays being parsed.
+	elems []ref.Val
+	// last holds, per depth, the fields of the object parsed last:
+	// objects in a list share their layout, so a name is usually the one
+	// at the same position in the previous object.
+	last [][]field
+	// names interns the field names of one document: they repeat in
+	// every item.
+	names map[string]string
+}
+
+func (p *jsonParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("json at offset %d: %s", p.i, fmt.Sprintf(format, args...))
+}
+
+func (p *jsonParser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) value(depth int) (ref.Val, error) {
+	if depth > maxJSONDepth {
+		return nil, p.errorf("nested too deeply")
+	}
+	p.space()
+	if p.i >= len(p.b) {
+		return nil, p.errorf("unexpected end")
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		return types.String(s), nil
+	case c == 't':
+		return p.literal("true", types.True)
+	case c == 'f':
+		return p.literal("false", types.False)
+	case c == 'n':
+		return p.literal("null", types.NullValue)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	default:
+		return nil, p.errorf("unexpected %q", c)
+	}
+}
+
+func (p *jsonParser) literal(word string, v ref.Val) (ref.Val, error) {
+	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
+		return nil, p.errorf("invalid literal")
+	}
+	p.i += len(word)
+	return v, nil
+}
+
+func (p *jsonParser) object(depth int) (ref.Val, error) {
+	p.i++ // {
+	base := len(p.fields)
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return newObject(nil), nil
+	}
+	for {
+		p.space()
+		if p.i >= len(p.b) || p.b[p.i] != '"' {
+			return nil, p.errorf("expected a string key")
+		}
+		k, err := p.name(p.hint(depth, len(p.fields)-base))
+		if err != nil {
+			return nil, err
+		}
+		p.space()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return nil, p.errorf("expected ':'")
+		}
+		p.i++
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		if i := slices.IndexFunc(p.fields[base:], func(f field) bool { return f.name == k }); i >= 0 {
+			p.fields[base+i].val = v // a repeated key: the last wins, as in encoding/json
+		} else {
+			p.fields = append(p.fields, field{name: k, val: v})
+		}
+		p.space()
+		if p.i >= len(p.b) {
+			return nil, p.errorf("unterminated object")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			fields := slices.Clone(p.fields[base:])
+			clear(p.fields[base:])
+			p.fields = p.fields[:base]
+			for len(p.last) <= depth {
+				p.last = append(p.last, nil)
+			}
+			p.last[depth] = fields
+			return newObject(fields), nil
+		default:
+			return nil, p.errorf("expected ',' or '}'")
+		}
+	}
+}
+
+func (p *jsonParser) array(depth int) (ref.Val, error) {
+	p.i++ // [
+	base := len(p.elems)
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return types.NewRefValList(types.DefaultTypeAdapter, []ref.Val{}), nil
+	}
+	for {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		p.elems = append(p.elems, v)
+		p.space()
+		if p.i >= len(p.b) {
+			return nil, p.errorf("unterminated array")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			elems := slices.Clone(p.elems[base:])
+			clear(p.elems[base:])
+			p.elems = p.elems[:base]
+			return types.NewRefValList(types.DefaultTypeAdapter, elems), nil
+		default:
+			return nil, p.errorf("expected ',' or ']'")
+		}
+	}
+}
+
+// hint is the name of field i of the last object at depth, or "".
+func (p *jsonParser) hint(depth, i int) string {
+	if depth < len(p.last) && i < len(p.last[depth]) {
+		// Only a name that needs no escaping compares equal to its raw
+		// bytes.
+		if n := p.last[depth][i].name; !strings.ContainsAny(n, "\\\"") {
+			return n
+		}
+	}
+	return ""
+}
+
+// name reads a field name, interned; hint is the likely name.
+func (p *jsonParser) name(hint string) (string, error) {
+	start := p.i
+	if n := len(hint); n > 0 && start+n+1 < len(p.b) && p.b[start+n+1] == '"' && string(p.b[start+1:start+n+1]) == hint {
+		p.i = start + n + 2
+		return hint, nil
+	}
+	// The common case, a name without escapes seen before, is looked up
+	// without allocating.
+	for j := p.i + 1; j < len(p.b); j++ {
+		c := p.b[j]
+		if c == '"' {
+			if s, ok := p.names[string(p.b[start+1:j])]; ok {
+				p.i = j + 1
+				return s, nil
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+	}
+	s, err := p.str()
+	if err != nil {
+		return "", err
+	}
+	if p.names == nil {
+		p.names = make(map[string]string, 32)
+	}
+	if len(p.names) < 1024 {
+		p.names[s] = s
+	}
+	return s, nil
+}
+
+// str reads a string; strings with escapes go through encoding/json.
+func (p *jsonParser) str() (string, error) {
+	start := p.i
+	p.i++ // "
+	escaped := false
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '\\':
+			escaped = true
+			p.i += 2
+			continue
+		case c == '"':
+			p.i++
+			raw := p.b[start:p.i]
+			if !escaped && utf8.Valid(raw) {
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			// Escapes, or invalid UTF-8 (replaced by U+FFFD, as
+			// encoding/json does).
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return "", p.errorf("invalid string: %v", err)
+			}
+			return s, nil
+		case c < 0x20:
+			return "", p.errorf("control character in string")
+		}
+		p.i++
+	}
+	return "", p.errorf("unterminated string")
+}
+
+func (p *jsonParser) number() (ref.Val, error) {
+	start := p.i
+	digits := func() int {
+		n := 0
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	// The JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == '0':
+		p.i++
+	case digits() == 0:
+		return nil, p.errorf("invalid number")
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, p.errorf("invalid number")
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, p.errorf("invalid number")
+		}
+	}
+	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+			return nil, p.errorf("number %s out of range", p.b[start:p.i])
+		}
+		return nil, p.errorf("invalid number %s", p.b[start:p.i])
+	}
+	if f >= 0 && f < float64(len(smallDoubles)) && f == float64(int(f)) {
+		return smallDoubles[int(f)], nil
+	}
+	return types.Double(f), nil
+}
+
+// smallDoubles are the CEL values of 0, 1, ... 1023, boxed once: counts and
+// limits are mostly small integers. Read-only.
+var smallDoubles = func() [1024]ref.Val {
+	var a [1024]ref.Val
+	for i := range a {
+		a[i] = types.Double(float64(i))
+	}
+	return a
+}()

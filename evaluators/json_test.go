@@ -1,0 +1,75 @@
+package evaluators
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
+	docs := []string{
+		`{}`, `[]`, `null`, `true`, `false`, `0`, `-1.5e3`, `1023`, `1024`, `0.5`,
+		`"plain"`, `"esc\"aped\\ \u00e9 \n"`, `"ünïcödé"`,
+		`{"a": 1, "b": [1, 2, {"c": null}], "d": {"e": "f"}}`,
+		`{"dup": 1, "dup": 2}`,
+		`[{"id": "n1", "x": 1}, {"id": "n2", "x": 2}, {"x": 3, "id": "n3"}, {"i\"d": 4}]`,
+		` { "spaced" : [ 1 , 2 ] } `,
+		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17}`,
+	}
+	for _, d := range docs {
+		v, err := parseJSON([]byte(d))
+		if err != nil {
+			t.Errorf("parseJSON(%s): %v", d, err)
+			continue
+		}
+		got, err := nativeValue(v)
+		if err != nil {
+			t.Errorf("nativeValue(%s): %v", d, err)
+			continue
+		}
+		var want any
+		if err := json.Unmarshal([]byte(d), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("parseJSON(%s) = %#v, want %#v", d, got, want)
+		}
+	}
+}
+
+func TestParseJSONRefusesBadInput(t *testing.T) {
+	for _, d := range []string{``, `{`, `[1,`, `{"a" 1}`, `{"a":1,}`, `tru`, `"unterminated`, "\"ctl\x01\"", `1 2`, `{"a":1}x`, `-`, `1e999`, strings.Repeat("[", 500)} {
+		if _, err := parseJSON([]byte(d)); err == nil {
+			t.Errorf("parseJSON(%q) accepted bad input", d)
+		}
+	}
+}
+
+func FuzzParseJSON(f *testing.F) {
+	f.Add(`{"a":[1,"x",{"b":null}],"c":true}`)
+	f.Add(`[{"id":"a"},{"id":"b"}]`)
+	f.Fuzz(func(t *testing.T, d string) {
+		var want any
+		werr := json.Unmarshal([]byte(d), &want)
+		v, err := parseJSON([]byte(d))
+		if (err == nil) != (werr == nil) {
+			// encoding/json accepts deeper nesting; both refusing or
+			// both accepting is all that matters otherwise.
+			if werr == nil && strings.Count(d, "[")+strings.Count(d, "{") > maxJSONDepth {
+				return
+			}
+			t.Fatalf("parseJSON(%q) err=%v, encoding/json err=%v", d, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		got, err := nativeValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseJSON(%q) = %#v, want %#v", d, got, want)
+		}
+	})
+}
