@@ -3,6 +3,7 @@ package pdapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -115,6 +116,10 @@ func TestErrorClassification(t *testing.T) {
 			}
 			if got := pdapi.IsTransient(tc.err); got != tc.transient {
 				t.Errorf("pdapi.IsTransient() = %v, want %v", got, tc.transient)
+			}
+			var classified interface{ Transient() bool }
+			if !errors.As(fmt.Errorf("evict leader: %w", tc.err), &classified) || classified.Transient() != tc.transient {
+				t.Errorf("a wrapped error does not report Transient() = %v", tc.transient)
 			}
 			for _, s := range sentinels {
 				want := false

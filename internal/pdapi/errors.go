@@ -96,6 +96,11 @@ func (e *Error) IsTransient() bool {
 	}
 }
 
+// Transient is [Error.IsTransient] under the name Operator's actuator looks
+// for (a Transient() bool method), so an executor can return a *Error as is
+// and have it retried or not.
+func (e *Error) Transient() bool { return e.IsTransient() }
+
 // IsTransient reports whether err is an [*Error] that may succeed if retried
 // (see [Error.IsTransient]). Any other error, such as a response PD sent
 // that could not be decoded, is permanent.
