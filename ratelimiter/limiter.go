@@ -133,7 +133,8 @@ func (l *Limiter) Config() Config { return l.cfg }
 // It returns an error wrapping [ErrInvalid] for a bad key, a cost below 1 or a
 // cost above the key's limit. When Redis fails, a node configured with
 // [FailOpen] returns an allowed, degraded decision and a nil error; with
-// [FailClosed] it returns an error wrapping [ErrUnavailable].
+// [FailClosed] it returns an error wrapping [ErrUnavailable]. A canceled ctx
+// returns its error: the caller left, which says nothing about Redis.
 func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, error) {
 	if err := ValidateKey(key); err != nil {
 		return Decision{}, err
@@ -143,7 +144,10 @@ func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, 
 	}
 	t, err := l.limits(ctx)
 	if err != nil {
-		return l.failed(key, Limit{Algorithm: l.cfg.DefaultAlgorithm}, "", err)
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return Decision{}, ctx.Err()
+		}
+		return l.failed(key, Limit{Limit: l.cfg.DefaultLimit, Window: l.cfg.DefaultWindow, Algorithm: l.cfg.DefaultAlgorithm}, "", err)
 	}
 	lim, pattern := t.lookup(key)
 	if cost > lim.Limit {
@@ -151,6 +155,9 @@ func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, 
 	}
 	r, err := l.eval(ctx, opCheck, lim, key, cost)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return Decision{}, ctx.Err() // the caller went away; Redis is not to blame
+		}
 		return l.failed(key, lim, pattern, err)
 	}
 	d := r.decision(key, lim, pattern)
@@ -388,7 +395,11 @@ func (l *Limiter) limits(ctx context.Context) (*limitTable, error) {
 	if t != nil && (l.running.Load() || time.Since(t.loadedAt) < l.cfg.SyncInterval) {
 		return t, nil
 	}
-	return l.reload(ctx, -1)
+	fresh, err := l.reload(ctx, -1)
+	if err != nil && t != nil {
+		return t, nil // keep deciding with the last limits; the script will fail on its own if Redis is down
+	}
+	return fresh, err
 }
 
 // reload loads the limits from Redis, unless seen is not -1 and the table
