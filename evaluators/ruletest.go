@@ -452,8 +452,15 @@ func diffActions(where string, want []TestAction, events []event.Event) []string
 			break
 		}
 		if !found {
-			p, _ := json.Marshal(w.Params)
-			lines = append(lines, fmt.Sprintf("- %s %s  (expected, not requested)", w.Action, p))
+			desc := w.Action
+			if w.Key != "" {
+				desc += " for " + w.Key
+			}
+			if w.Params != nil {
+				p, _ := json.Marshal(w.Params)
+				desc += " " + string(p)
+			}
+			lines = append(lines, fmt.Sprintf("- %s  (expected, not requested)", desc))
 		}
 	}
 	for i, a := range got {

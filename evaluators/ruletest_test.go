@@ -13,3 +13,25 @@ func TestRunTestsExample(t *testing.T) {
 	}
 	t.Log(out.String())
 }
+
+func TestRunTestsReportsFailures(t *testing.T) {
+	var out bytes.Buffer
+	ok, err := RunTests(ctxT(t), &out, LoadOptions{}, "testdata/failing_rules_test.yaml")
+	if ok || err != nil {
+		t.Fatalf("ok=%v err=%v, want a failed run without a file error", ok, err)
+	}
+	golden(t, "failing_rules_test.golden", out.Bytes())
+}
+
+func TestRunTestsFileErrors(t *testing.T) {
+	var out bytes.Buffer
+	ok, err := RunTests(ctxT(t), &out, LoadOptions{}, "testdata/nosuch_test.yaml", "testdata/bad-cel.yaml")
+	if ok || err == nil {
+		t.Fatalf("ok=%v err=%v", ok, err)
+	}
+	for _, want := range []string{"nosuch_test.yaml", "field subject not found"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
