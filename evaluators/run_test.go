@@ -18,7 +18,7 @@ import (
 func TestRunStalenessTicker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newRecorder(t)
-		rules := parseRules(t, demoRules + "\nstale_after: 3s\n")
+		rules := parseRules(t, demoRules+"\nstale_after: 3s\n")
 		e, err := NewEngine(Config{StaleCheckInterval: time.Second}, rules, &MemoryStore{}, rec)
 		if err != nil {
 			t.Fatal(err)
