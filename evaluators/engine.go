@@ -1111,14 +1111,17 @@ func (e *Engine) flush(ctx context.Context, subject string, pubs []publication) 
 		if err := e.pub.Publish(ctx, p.Subject, ev); err != nil {
 			return fmt.Errorf("publish %s %s: %w", ev.Type(), ev.ID(), err)
 		}
+		corr := schemas.Extension(ev, schemas.ExtCorrelationID)
 		switch p.Kind {
 		case "violation":
 			e.m.violations.WithLabelValues(subject, p.Status).Inc()
+			e.log.Info("violation published", "status", p.Status, "subject", subject, "fingerprint", ev.Subject(),
+				"event_id", ev.ID(), "correlation_id", corr)
 		case "action":
 			e.m.actions.WithLabelValues(subject, p.Status).Inc()
+			e.log.Info("action request published", "action", p.Status, "subject", subject, "target", ev.Subject(),
+				"event_id", ev.ID(), "correlation_id", corr)
 		}
-		e.log.Info("published", "type", ev.Type(), "subject", subject, "fingerprint", ev.Subject(), "status", p.Status,
-			"event_id", ev.ID(), "correlation_id", schemas.Extension(ev, schemas.ExtCorrelationID))
 	}
 	return nil
 }

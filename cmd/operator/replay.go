@@ -36,7 +36,8 @@ always gives the same output, byte for byte.`,
   operator replay --rules rules.yaml --input rec.jsonl --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg := evaluators.Config{WorkerID: "replay", SubjectPrefix: prefix, StaleAfter: staleAfter, Logger: slog.Default()}
+			// No logger: every event is printed already.
+			cfg := evaluators.Config{WorkerID: "replay", SubjectPrefix: prefix, StaleAfter: staleAfter}
 			return runReplay(cmd.Context(), cmd.OutOrStdout(), rules, input, asJSON, cfg)
 		},
 	}
