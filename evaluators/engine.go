@@ -326,7 +326,9 @@ func collect(c *compiledRule, act *activation) *collection {
 // It returns nil for an observation older than the instance's newest one
 // (ignored) and for a redelivered one (applied at most once). Errors
 // wrapping ErrInvalidObservation or ErrNoRules are permanent; others
-// (store, publish) are transient: retry the observation.
+// (store, publish) are transient: retry the observation. The
+// evaluation-duration metric times the call on the wall clock; nothing else
+// here reads it.
 func (e *Engine) Observe(ctx context.Context, ev event.Event, receivedAt time.Time) error {
 	o, err := decodeObservation(ev)
 	if err != nil {
