@@ -55,11 +55,13 @@ func (r *budgetRecord) prune(now time.Time, per time.Duration) {
 	r.Entries = kept
 }
 
-// used counts the entries within per before now.
+// used counts the entries within per before now. Entries stamped after now
+// count too: another replica's clock, or its later arrival time, must never
+// let two replicas both spend the last slot.
 func (r *budgetRecord) used(now time.Time, per time.Duration) int {
 	n := 0
 	for _, e := range r.Entries {
-		if e.At.After(now.Add(-per)) && !e.At.After(now) {
+		if e.At.After(now.Add(-per)) {
 			n++
 		}
 	}

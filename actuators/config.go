@@ -11,7 +11,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -111,7 +110,7 @@ type Config struct {
 	// ApprovalRetention is how long decided approval records are kept.
 	ApprovalRetention time.Duration `yaml:"approval_retention"`
 	// AckWait and MaxDeliver configure the request consumers; Redelivery
-	// is their redelivery backoff (default bus.DefaultBackoff).
+	// is their redelivery backoff (empty: the bus's default).
 	AckWait    time.Duration   `yaml:"ack_wait"`
 	MaxDeliver int             `yaml:"max_deliver"`
 	Redelivery []time.Duration `yaml:"redelivery"`
@@ -202,15 +201,30 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is a key-value bucket with compare-and-swap; *bus.KV satisfies it.
-// Implementations must be safe for concurrent use.
+// Errors a Store reports, matched with errors.Is. Wrap a store whose errors
+// differ (such as internal/bus's KV) with TranslateErrors.
+var (
+	// ErrNotFound: the key does not exist.
+	ErrNotFound = errors.New("key not found")
+	// ErrConflict: a compare-and-swap lost against another writer.
+	ErrConflict = errors.New("revision conflict")
+)
+
+// ErrPermanent is wrapped by handler errors that redelivery cannot fix: a
+// Bus terminates such a message instead of redelivering it.
+var ErrPermanent = errors.New("permanent failure")
+
+func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// Store is a key-value bucket with compare-and-swap. Implementations must be
+// safe for concurrent use.
 type Store interface {
 	// Get returns the value and revision of key, or an error matching
-	// bus.ErrNotFound.
+	// ErrNotFound.
 	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
 	// CompareAndSwap writes value if key is at revision (0: key must not
 	// exist) and returns the new revision, or an error matching
-	// bus.ErrConflict.
+	// ErrConflict.
 	CompareAndSwap(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
 }
 
@@ -222,20 +236,95 @@ type ControlStore interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// TranslateErrors wraps a bucket whose not-found and conflict errors are
+// notFound and conflict (internal/bus's bus.ErrNotFound and bus.ErrConflict)
+// so that they also match ErrNotFound and ErrConflict.
+func TranslateErrors(s ControlStore, notFound, conflict error) ControlStore {
+	return translated{s: s, notFound: notFound, conflict: conflict}
+}
+
+type translated struct {
+	s                  ControlStore
+	notFound, conflict error
+}
+
+func (t translated) wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case t.notFound != nil && errors.Is(err, t.notFound) && !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case t.conflict != nil && errors.Is(err, t.conflict) && !errors.Is(err, ErrConflict):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
+}
+
+func (t translated) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	v, r, err := t.s.Get(ctx, key)
+	return v, r, t.wrap(err)
+}
+
+func (t translated) CompareAndSwap(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	r, err := t.s.CompareAndSwap(ctx, key, value, revision)
+	return r, t.wrap(err)
+}
+
+func (t translated) Keys(ctx context.Context) ([]string, error) { return t.s.Keys(ctx) }
+
+func (t translated) Delete(ctx context.Context, key string) error { return t.wrap(t.s.Delete(ctx, key)) }
+
 // Publisher publishes one event on a NATS subject; the event id is the
-// deduplication id. *bus.Bus satisfies it.
+// deduplication id, so publishing one id twice within the stream's dedup
+// window stores it once.
 type Publisher interface {
 	Publish(ctx context.Context, subject string, e event.Event) error
 }
 
-// Bus is what a Worker needs from the event backbone; *bus.Bus satisfies
-// it.
+// A Delivery is one delivery of an event by a durable consumer.
+type Delivery struct {
+	Event event.Event
+	// NumDelivered is 1 on the first delivery.
+	NumDelivered uint64
+	// InProgress tells the server the handler is still working, resetting
+	// its ack timer; nil when the consumer has none.
+	InProgress func() error
+}
+
+// A Handler handles one delivery. Returning nil acknowledges it; an error
+// wrapping ErrPermanent terminates it; any other error asks for
+// redelivery after the consumer's backoff.
+type Handler func(ctx context.Context, d *Delivery) error
+
+// ConsumerSpec describes a durable consumer of one stream.
+type ConsumerSpec struct {
+	Stream string
+	// Name is the durable name, shared by every replica.
+	Name        string
+	Description string
+	Filter      string
+	MaxDeliver  int
+	AckWait     time.Duration
+	// Backoff is the redelivery delay after each failed delivery (the
+	// last repeats); empty means the bus's default.
+	Backoff []time.Duration
+	// Workers is how many deliveries are handled at once.
+	Workers int
+	// HandleTimeout bounds one handler call.
+	HandleTimeout time.Duration
+}
+
+// Bus is what a Worker needs from the event backbone. cmd/operator adapts
+// internal/bus to it; this package does not import the bus, so nothing of
+// NATS (nor anything it links) is in its import graph.
 type Bus interface {
 	Publisher
-	// Consume runs a durable consumer until ctx is done, then drains.
-	Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) error
-	// Tail calls fn for every event stored on subjects matching filter
-	// since the given time, until ctx is done.
+	// Consume runs a durable consumer until ctx is done, then drains: it
+	// returns once in-flight handlers have finished.
+	Consume(ctx context.Context, spec ConsumerSpec, h Handler) error
+	// Tail calls fn, one call at a time, for every event stored on subjects
+	// matching filter since the given time (stored time), until ctx is
+	// done, and returns after the last call.
 	Tail(ctx context.Context, filter string, since time.Time, fn func(subject string, e event.Event, err error)) error
 }
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -347,7 +346,7 @@ func casLoop(ctx context.Context, s Store, key string, update func(cur []byte, f
 	for range maxCASRetries {
 		cur, rev, err := s.Get(ctx, key)
 		found := err == nil
-		if err != nil && !errors.Is(err, bus.ErrNotFound) {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		next, err := update(cur, found)
@@ -362,17 +361,17 @@ func casLoop(ctx context.Context, s Store, key string, update func(cur []byte, f
 		}
 		if _, err := s.CompareAndSwap(ctx, key, next, rev); err == nil {
 			return nil
-		} else if !errors.Is(err, bus.ErrConflict) {
+		} else if !errors.Is(err, ErrConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("update %s: %w after %d attempts", key, bus.ErrConflict, maxCASRetries)
+	return fmt.Errorf("update %s: %w after %d attempts", key, ErrConflict, maxCASRetries)
 }
 
 // getJSON reads key into v; found is false when it does not exist.
 func getJSON(ctx context.Context, s Store, key string, v any) (found bool, err error) {
 	b, _, err := s.Get(ctx, key)
-	if errors.Is(err, bus.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -40,7 +39,7 @@ type LedgerEntry struct {
 }
 
 // ReadLedger returns the ledger entry of a request, or an error matching
-// bus.ErrNotFound.
+// ErrNotFound.
 func ReadLedger(ctx context.Context, ledger Store, requestID string) (LedgerEntry, error) {
 	var e LedgerEntry
 	_, err := readLedger(ctx, ledger, requestID, &e)
@@ -58,7 +57,7 @@ func readLedger(ctx context.Context, ledger Store, requestID string, e *LedgerEn
 	return rev, nil
 }
 
-// createLedger writes a new entry; it fails with bus.ErrConflict when the
+// createLedger writes a new entry; it fails with ErrConflict when the
 // request id already has one.
 func createLedger(ctx context.Context, ledger Store, e LedgerEntry) (uint64, error) {
 	b, err := json.Marshal(e)
@@ -83,7 +82,7 @@ func recordVerification(ctx context.Context, ledger Store, v schemas.ActionVerif
 	for range maxCASRetries {
 		var e LedgerEntry
 		rev, err := readLedger(ctx, ledger, v.RequestID, &e)
-		if errors.Is(err, bus.ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -92,9 +91,9 @@ func recordVerification(ctx context.Context, ledger Store, v schemas.ActionVerif
 		e.Verification = &v
 		if _, err := updateLedger(ctx, ledger, e, rev); err == nil {
 			return nil
-		} else if !errors.Is(err, bus.ErrConflict) {
+		} else if !errors.Is(err, ErrConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("record verification of %s: %w", v.RequestID, bus.ErrConflict)
+	return fmt.Errorf("record verification of %s: %w", v.RequestID, ErrConflict)
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -22,17 +21,18 @@ const maxEvidenceState = 16 << 10
 var errShuttingDown = errors.New("worker shutting down; verification handed back")
 
 // handleCompleted is the verification consumer's handler. For a succeeded
-// action it watches the subject instance's observations made after the
+// action (whose verification window ended less than MaxRequestAge ago) it
+// watches the subject instance's observations made after the
 // action until the catalog's verify expression holds on one, or
 // verify_within passes, and publishes action.verified. A failed
 // verification is charged to the subject's budget. run is the worker's Run
 // context: when it ends, the verification is abandoned and redelivered, and
 // the next attempt keeps the same deadline (it is event time: the action's
 // finish plus verify_within).
-func (w *Worker) handleCompleted(ctx, run context.Context, m *bus.Message) error {
+func (w *Worker) handleCompleted(ctx, run context.Context, m *Delivery) error {
 	var res schemas.ActionResult
 	if err := json.Unmarshal(m.Event.Data(), &res); err != nil {
-		return bus.Permanent(fmt.Errorf("decode action result: %w", err))
+		return permanent(fmt.Errorf("decode action result: %w", err))
 	}
 	if res.Outcome != schemas.OutcomeSucceeded {
 		return nil
@@ -47,13 +47,19 @@ func (w *Worker) handleCompleted(ctx, run context.Context, m *bus.Message) error
 		log.Error("cannot verify: the action is not in this worker's catalog")
 		return nil
 	}
+	if late := time.Since(res.FinishedAt.Add(a.VerifyWithin)); late > w.cfg.MaxRequestAge {
+		// A completion from before this consumer existed (its first start
+		// reads the stream from the beginning): too old to judge.
+		log.Info("not verifying an action whose verification window ended long ago", "ended_ago", late.Round(time.Second))
+		return nil
+	}
 	corr := schemas.Extension(m.Event, schemas.ExtCorrelationID)
 
 	entry, err := ReadLedger(ctx, w.deps.Ledger, res.RequestID)
 	switch {
 	case err == nil && entry.Verification != nil:
 		return w.publishVerification(ctx, *entry.Verification, corr)
-	case err != nil && !errors.Is(err, bus.ErrNotFound):
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("read ledger: %w", err)
 	}
 
@@ -87,7 +93,7 @@ func (w *Worker) handleCompleted(ctx, run context.Context, m *bus.Message) error
 // same observations. It reads the wall clock: it is part of the consumer
 // loop and waits until the deadline plus VerifyGrace at most. An error means
 // the observations could not be read, never "not verified".
-func (w *Worker) verify(ctx, run context.Context, m *bus.Message, a *Action, res schemas.ActionResult) (schemas.ActionVerification, error) {
+func (w *Worker) verify(ctx, run context.Context, m *Delivery, a *Action, res schemas.ActionResult) (schemas.ActionVerification, error) {
 	start := time.Now()
 	deadline := res.FinishedAt.Add(a.VerifyWithin)
 	end := deadline.Add(w.cfg.VerifyGrace)
@@ -103,7 +109,7 @@ func (w *Worker) verify(ctx, run context.Context, m *bus.Message, a *Action, res
 
 	filter, err := w.subjects.Observation(res.Subject, res.Instance)
 	if err != nil {
-		return schemas.ActionVerification{}, bus.Permanent(err)
+		return schemas.ActionVerification{}, permanent(err)
 	}
 	var (
 		mu       sync.Mutex
@@ -186,7 +192,7 @@ func evidenceOf(e event.Event, evalErr error) json.RawMessage {
 func (w *Worker) publishVerification(ctx context.Context, v schemas.ActionVerification, corr string) error {
 	subj, err := w.subjects.ActionVerified(v.Subject, v.Instance)
 	if err != nil {
-		return bus.Permanent(err)
+		return permanent(err)
 	}
 	if corr == "" {
 		corr = v.RequestID
@@ -196,7 +202,7 @@ func (w *Worker) publishVerification(ctx context.Context, v schemas.ActionVerifi
 		ID: schemas.DeriveID(v.RequestID, "verified"), Time: v.CheckedAt, CorrelationID: corr, CausationID: v.RequestID,
 	}, v)
 	if err != nil {
-		return bus.Permanent(err)
+		return permanent(err)
 	}
 	if err := w.deps.Bus.Publish(ctx, subj, e); err != nil {
 		return fmt.Errorf("publish verification: %w", err)

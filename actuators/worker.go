@@ -14,7 +14,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -104,33 +103,36 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 		cat := w.deps.Subjects[name].Catalog
-		reqCfg := bus.ConsumerConfig{
-			Stream: schemas.StreamActions, Durable: "actuator_" + name,
-			Description:    "action requests for " + name,
-			FilterSubjects: []string{filter},
-			MaxDeliver:     w.cfg.MaxDeliver, AckWait: w.cfg.AckWait, Backoff: w.cfg.Redelivery,
+		reqSpec := ConsumerSpec{
+			Stream: schemas.StreamActions, Name: "actuator_" + name,
+			Description: "action requests for " + name,
+			Filter:      filter,
+			MaxDeliver:  w.cfg.MaxDeliver, AckWait: w.cfg.AckWait, Backoff: w.cfg.Redelivery,
 			Workers:       w.cfg.Concurrency,
 			HandleTimeout: w.handleTimeout(cat),
 		}
-		g.Go(func() error { return w.deps.Bus.Consume(gctx, reqCfg, w.handleRequest) })
+		g.Go(func() error { return w.deps.Bus.Consume(gctx, reqSpec, w.handleRequest) })
 
-		verifyCfg := bus.ConsumerConfig{
-			Stream: schemas.StreamActions, Durable: "actuator_verify_" + name,
-			Description:    "verification of succeeded " + name + " actions",
-			FilterSubjects: []string{prefix + ".action.completed." + name + ".>"},
-			DeliverNew:     true,
-			MaxDeliver:     w.cfg.MaxDeliver, AckWait: w.cfg.AckWait, Backoff: w.cfg.Redelivery,
+		verifySpec := ConsumerSpec{
+			Stream: schemas.StreamActions, Name: "actuator_verify_" + name,
+			Description: "verification of succeeded " + name + " actions",
+			Filter:      prefix + ".action.completed." + name + ".>",
+			MaxDeliver:  w.cfg.MaxDeliver, AckWait: w.cfg.AckWait, Backoff: w.cfg.Redelivery,
 			Workers:       w.cfg.VerifyConcurrency,
 			HandleTimeout: maxVerifyWithin(cat) + w.cfg.VerifyGrace + time.Minute,
 		}
 		g.Go(func() error {
-			return w.deps.Bus.Consume(gctx, verifyCfg, func(hctx context.Context, m *bus.Message) error {
-				return w.handleCompleted(hctx, gctx, m)
+			return w.deps.Bus.Consume(gctx, verifySpec, func(hctx context.Context, d *Delivery) error {
+				return w.handleCompleted(hctx, gctx, d)
 			})
 		})
 	}
 	g.Go(func() error { return w.sweepLoop(gctx) })
-	return g.Wait()
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil // stopped, possibly while a consumer was still being declared
+	}
+	return err
 }
 
 func (w *Worker) subjectNames() []string {
@@ -184,6 +186,30 @@ func (w *Worker) handleTimeout(c *Catalog) time.Duration {
 // errLeaseHeld: another delivery of the request is executing it.
 var errLeaseHeld = errors.New("request is being executed")
 
+// leaseHeldError is errLeaseHeld with the end of the lease.
+type leaseHeldError struct {
+	msg   string
+	until time.Time
+}
+
+func (e *leaseHeldError) Error() string        { return e.msg }
+func (e *leaseHeldError) Is(target error) bool { return target == errLeaseHeld }
+
+// waitFor waits d while telling the server the message is in progress
+// every interval; it fails when ctx ends first.
+func waitFor(ctx context.Context, m *Delivery, d, interval time.Duration) error {
+	stop := keepAlive(ctx, m, interval)
+	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // verdict is the gates' answer for one request: an outcome with its reason,
 // or (empty outcome) go ahead and execute.
 type verdict struct {
@@ -198,18 +224,33 @@ type verdict struct {
 
 // handleRequest is the request consumer's handler: the consumer loop, so it
 // reads the clock once and passes the time to the gates.
-func (w *Worker) handleRequest(ctx context.Context, m *bus.Message) error {
+func (w *Worker) handleRequest(ctx context.Context, m *Delivery) error {
 	now := time.Now()
 	var req schemas.ActionRequest
 	if err := json.Unmarshal(m.Event.Data(), &req); err != nil {
-		return bus.Permanent(fmt.Errorf("decode action request: %w", err))
+		return permanent(fmt.Errorf("decode action request: %w", err))
 	}
 	corr := correlationOf(m.Event, req)
 	log := w.log.With("event_id", m.Event.ID(), "request_id", req.ID, "subject", req.Subject,
 		"instance", req.Instance, "action", req.Action, "correlation_id", corr)
 
-	if done, err := w.replayIfRecorded(ctx, req, corr, now, log); done || err != nil {
-		return w.retryOrGiveUp(ctx, m, req, corr, err, now, log)
+	for {
+		done, err := w.replayIfRecorded(ctx, req, corr, now, log)
+		var held *leaseHeldError
+		if errors.As(err, &held) {
+			// Another delivery holds the claim: wait here, signalling
+			// progress, until it records a result or its lease ends,
+			// rather than burning redeliveries.
+			if werr := waitFor(ctx, m, min(max(time.Until(held.until), 10*time.Millisecond), time.Second), w.cfg.AckWait/3); werr != nil {
+				return err
+			}
+			now = time.Now()
+			continue
+		}
+		if done || err != nil {
+			return w.retryOrGiveUp(ctx, m, req, corr, err, now, log)
+		}
+		break
 	}
 	v, err := w.gate(ctx, req, corr, now)
 	if err != nil {
@@ -225,8 +266,8 @@ func (w *Worker) handleRequest(ctx context.Context, m *bus.Message) error {
 // last delivery, where the request is recorded as failed so it never ends
 // without a result. A request another delivery is executing is never
 // failed here.
-func (w *Worker) retryOrGiveUp(ctx context.Context, m *bus.Message, req schemas.ActionRequest, corr string, err error, now time.Time, log *slog.Logger) error {
-	if err == nil || errors.Is(err, bus.ErrPermanent) || errors.Is(err, errLeaseHeld) {
+func (w *Worker) retryOrGiveUp(ctx context.Context, m *Delivery, req schemas.ActionRequest, corr string, err error, now time.Time, log *slog.Logger) error {
+	if err == nil || errors.Is(err, ErrPermanent) || errors.Is(err, errLeaseHeld) {
 		return err
 	}
 	if m.NumDelivered < uint64(w.cfg.MaxDeliver) {
@@ -433,7 +474,7 @@ func (w *Worker) approval(ctx context.Context, req schemas.ActionRequest, corr s
 func (w *Worker) replayIfRecorded(ctx context.Context, req schemas.ActionRequest, corr string, now time.Time, log *slog.Logger) (done bool, err error) {
 	var entry LedgerEntry
 	rev, err := readLedger(ctx, w.deps.Ledger, req.ID, &entry)
-	if errors.Is(err, bus.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -450,7 +491,7 @@ func (w *Worker) replayIfRecorded(ctx context.Context, req schemas.ActionRequest
 	switch {
 	case haveResult:
 		if _, err := updateLedger(ctx, w.deps.Ledger, u.entry, u.rev); err != nil {
-			if errors.Is(err, bus.ErrConflict) {
+			if errors.Is(err, ErrConflict) {
 				w.forget(req.ID)
 			}
 			return true, fmt.Errorf("record result: %w", err)
@@ -459,8 +500,8 @@ func (w *Worker) replayIfRecorded(ctx context.Context, req schemas.ActionRequest
 		w.count(*u.entry.Result)
 		return true, w.publishResult(ctx, *u.entry.Result, u.entry.CorrelationID)
 	case running || now.Before(entry.LeaseUntil):
-		return true, fmt.Errorf("%w by %s since %s (lease until %s)", errLeaseHeld, entry.Worker,
-			entry.ClaimedAt.UTC().Format(time.RFC3339), entry.LeaseUntil.UTC().Format(time.RFC3339))
+		return true, &leaseHeldError{until: entry.LeaseUntil, msg: fmt.Sprintf("%v by %s since %s (lease until %s)", errLeaseHeld,
+			entry.Worker, entry.ClaimedAt.UTC().Format(time.RFC3339), entry.LeaseUntil.UTC().Format(time.RFC3339))}
 	}
 	res := w.result(req, schemas.OutcomeFailed, fmt.Sprintf(
 		"outcome unknown: %s claimed the request at %s and recorded no result before its lease ended at %s; "+
@@ -494,7 +535,7 @@ func (w *Worker) conclude(ctx context.Context, req schemas.ActionRequest, corr s
 	}
 	entry := LedgerEntry{RequestID: req.ID, State: LedgerDone, Worker: w.cfg.WorkerID, CorrelationID: corr, Result: &res}
 	if _, err := createLedger(ctx, w.deps.Ledger, entry); err != nil {
-		if errors.Is(err, bus.ErrConflict) {
+		if errors.Is(err, ErrConflict) {
 			// Another delivery decided or claimed it first; follow it.
 			done, err := w.replayIfRecorded(ctx, req, corr, now, log)
 			if !done && err == nil {
@@ -524,12 +565,12 @@ func (w *Worker) count(res schemas.ActionResult) {
 
 // execute claims the request in the ledger, runs the action and records and
 // publishes the result.
-func (w *Worker) execute(ctx context.Context, m *bus.Message, req schemas.ActionRequest, corr string, v verdict, now time.Time, log *slog.Logger) error {
+func (w *Worker) execute(ctx context.Context, m *Delivery, req schemas.ActionRequest, corr string, v verdict, now time.Time, log *slog.Logger) error {
 	timeout := w.attemptTimeout(v.action)
 	entry := LedgerEntry{RequestID: req.ID, State: LedgerClaimed, Worker: w.cfg.WorkerID, ClaimedAt: now,
 		LeaseUntil: now.Add(w.maxExecution(timeout) + w.cfg.LeaseMargin), CorrelationID: corr}
 	rev, err := createLedger(ctx, w.deps.Ledger, entry)
-	if errors.Is(err, bus.ErrConflict) {
+	if errors.Is(err, ErrConflict) {
 		done, err := w.replayIfRecorded(ctx, req, corr, now, log)
 		if !done && err == nil {
 			err = fmt.Errorf("ledger entry of %s changed under us", req.ID)
@@ -627,7 +668,7 @@ func (w *Worker) run(ctx context.Context, exec Executor, a *Action, req schemas.
 
 // keepAlive tells the server the message is still being worked on every
 // interval until the returned stop is called; stop waits for the goroutine.
-func keepAlive(ctx context.Context, m *bus.Message, interval time.Duration) (stop func()) {
+func keepAlive(ctx context.Context, m *Delivery, interval time.Duration) (stop func()) {
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -644,7 +685,9 @@ func keepAlive(ctx context.Context, m *bus.Message, interval time.Duration) (sto
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = m.InProgress() // best effort: a missed one only risks a redelivery the ledger absorbs
+				if m.InProgress != nil {
+					_ = m.InProgress() // best effort: a missed one only risks a redelivery the ledger absorbs
+				}
 			}
 		}
 	}()
@@ -664,14 +707,14 @@ func (w *Worker) publishResult(ctx context.Context, res schemas.ActionResult, co
 	}
 	subj, err := w.subjects.ActionCompleted(res.Subject, res.Instance)
 	if err != nil {
-		return bus.Permanent(err)
+		return permanent(err)
 	}
 	e, err := schemas.NewEvent(schemas.EventSpec{
 		Type: schemas.TypeActionCompleted, Source: w.source, Subject: res.Subject + "/" + res.Instance,
 		ID: id, Time: res.FinishedAt, CorrelationID: corr, CausationID: res.RequestID,
 	}, res)
 	if err != nil {
-		return bus.Permanent(err)
+		return permanent(err)
 	}
 	if err := w.deps.Bus.Publish(ctx, subj, e); err != nil {
 		return fmt.Errorf("publish result: %w", err)
