@@ -272,7 +272,9 @@ func (t translated) CompareAndSwap(ctx context.Context, key string, value []byte
 
 func (t translated) Keys(ctx context.Context) ([]string, error) { return t.s.Keys(ctx) }
 
-func (t translated) Delete(ctx context.Context, key string) error { return t.wrap(t.s.Delete(ctx, key)) }
+func (t translated) Delete(ctx context.Context, key string) error {
+	return t.wrap(t.s.Delete(ctx, key))
+}
 
 // Publisher publishes one event on a NATS subject; the event id is the
 // deduplication id, so publishing one id twice within the stream's dedup

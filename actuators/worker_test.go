@@ -58,8 +58,10 @@ func TestGates(t *testing.T) {
 			wantOutcome: schemas.OutcomeRejected, wantReason: "additional properties 'all' not allowed",
 		},
 		{
-			name:        "wrongly typed param is rejected",
-			req:         func() schemas.ActionRequest { return newRequest("tune", map[string]any{"pattern": "a*", "limit": "many"}) },
+			name: "wrongly typed param is rejected",
+			req: func() schemas.ActionRequest {
+				return newRequest("tune", map[string]any{"pattern": "a*", "limit": "many"})
+			},
 			wantOutcome: schemas.OutcomeRejected, wantReason: "invalid params",
 		},
 		{
@@ -130,8 +132,10 @@ func TestGates(t *testing.T) {
 			wantOutcome: schemas.OutcomeRejected, wantReason: "matches every resource",
 		},
 		{
-			name:        "prefix pattern on a pattern target executes",
-			req:         func() schemas.ActionRequest { return newRequest("tune", map[string]any{"pattern": "user:*", "limit": 5}) },
+			name: "prefix pattern on a pattern target executes",
+			req: func() schemas.ActionRequest {
+				return newRequest("tune", map[string]any{"pattern": "user:*", "limit": 5})
+			},
 			wantOutcome: schemas.OutcomeSucceeded, wantCalls: 1,
 		},
 		{
