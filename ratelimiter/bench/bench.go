@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -42,8 +43,11 @@ type Config struct {
 	KeyPrefix string `yaml:"key_prefix"`
 	// Timeout bounds each request.
 	Timeout time.Duration `yaml:"timeout"`
-	// HTTPClient sends the requests; nil means a keep-alive HTTP/1.1 client
-	// with one idle connection per worker and target.
+	// HTTPClient, when set, sends the requests through net/http. By default
+	// each worker writes requests on its own keep-alive HTTP/1.1 connection
+	// per target and parses the answers itself (with net/http for https
+	// targets), so the load generator spends as little CPU as possible and
+	// leaves it to the nodes under test.
 	HTTPClient *http.Client `yaml:"-"`
 }
 
@@ -152,15 +156,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	cfg = cfg.withDefaults()
 	hc := cfg.HTTPClient
-	if hc == nil {
+	raw := hc == nil
+	for _, t := range cfg.Targets {
+		if strings.HasPrefix(t, "https:") {
+			raw = false
+		}
+	}
+	if hc == nil && !raw {
 		tr := &http.Transport{
-			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        cfg.Concurrency * len(cfg.Targets),
 			MaxIdleConnsPerHost: cfg.Concurrency,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
-			ForceAttemptHTTP2:   false,
 		}
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
@@ -178,7 +186,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i := range workers {
 		w := &worker{hist: newHistogram()}
 		workers[i] = w
-		wg.Go(func() { w.loop(ctx, hc, cfg, urls, uint64(i)) })
+		if raw {
+			wg.Go(func() { w.rawLoop(ctx, cfg, uint64(i)) })
+		} else {
+			wg.Go(func() { w.loop(ctx, hc, cfg, urls, uint64(i)) })
+		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -208,15 +220,119 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// loop sends checks until ctx is done.
+// nextBody writes the next check request body into buf.
+func nextBody(buf []byte, cfg Config, rng *rand.Rand) []byte {
+	buf = append(buf[:0], `{"key":`...)
+	buf = strconv.AppendQuote(buf, cfg.KeyPrefix+strconv.Itoa(rng.IntN(cfg.Keys)))
+	return append(buf, `,"cost":1}`...)
+}
+
+// tally counts one answer.
+func (w *worker) tally(status int, d time.Duration) {
+	switch status {
+	case http.StatusOK:
+		w.allowed++
+		w.hist.record(d)
+	case http.StatusTooManyRequests:
+		w.denied++
+		w.hist.record(d)
+	default:
+		w.fail("status " + strconv.Itoa(status) + " " + http.StatusText(status))
+	}
+}
+
+// rawLoop sends checks on its own keep-alive connections until ctx is done.
+func (w *worker) rawLoop(ctx context.Context, cfg Config, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
+	conns := make([]*rawConn, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		u, _ := url.Parse(t) // validated
+		conns[i] = &rawConn{host: u.Host, path: strings.TrimRight(u.Path, "/") + "/v1/check"}
+	}
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	deadline, _ := ctx.Deadline()
+	var body, req []byte
+	for n := seed; ctx.Err() == nil; n++ {
+		body = nextBody(body, cfg, rng)
+		c := conns[n%uint64(len(conns))]
+		t0 := time.Now()
+		until := t0.Add(cfg.Timeout)
+		if deadline.Before(until) {
+			until = deadline
+		}
+		status, err := c.do(&req, body, until, cfg.Timeout)
+		if err != nil {
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				return // the run ended mid-request: not an error
+			}
+			w.fail(err.Error())
+			continue
+		}
+		w.tally(status, time.Since(t0))
+	}
+}
+
+// rawConn is one keep-alive HTTP/1.1 connection to a node.
+type rawConn struct {
+	host, path string
+	conn       net.Conn
+	br         *bufio.Reader
+}
+
+func (c *rawConn) close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// do posts body and returns the status; any error closes the connection so
+// the next request redials.
+func (c *rawConn) do(req *[]byte, body []byte, deadline time.Time, timeout time.Duration) (int, error) {
+	if c.conn == nil {
+		conn, err := net.DialTimeout("tcp", c.host, timeout)
+		if err != nil {
+			return 0, err
+		}
+		c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	}
+	r := append((*req)[:0], "POST "...)
+	r = append(r, c.path...)
+	r = append(r, " HTTP/1.1\r\nHost: "...)
+	r = append(r, c.host...)
+	r = append(r, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	r = strconv.AppendInt(r, int64(len(body)), 10)
+	r = append(r, "\r\n\r\n"...)
+	r = append(r, body...)
+	*req = r
+	_ = c.conn.SetDeadline(deadline)
+	if _, err := c.conn.Write(r); err != nil {
+		c.close()
+		return 0, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.close()
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || resp.Close {
+		c.close()
+	}
+	return resp.StatusCode, err
+}
+
+// loop sends checks through hc until ctx is done.
 func (w *worker) loop(ctx context.Context, hc *http.Client, cfg Config, urls []string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
-	body := make([]byte, 0, 128)
+	var body []byte
 	for n := seed; ctx.Err() == nil; n++ {
-		body = body[:0]
-		body = append(body, `{"key":`...)
-		body = strconv.AppendQuote(body, cfg.KeyPrefix+strconv.Itoa(rng.IntN(cfg.Keys)))
-		body = append(body, `,"cost":1}`...)
+		body = nextBody(body, cfg, rng)
 		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		req, err := http.NewRequestWithContext(rctx, http.MethodPost, urls[n%uint64(len(urls))], bytes.NewReader(body))
 		if err != nil {
@@ -239,17 +355,7 @@ func (w *worker) loop(ctx context.Context, hc *http.Client, cfg Config, urls []s
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 		cancel()
-		d := time.Since(t0)
-		switch resp.StatusCode {
-		case http.StatusOK:
-			w.allowed++
-			w.hist.record(d)
-		case http.StatusTooManyRequests:
-			w.denied++
-			w.hist.record(d)
-		default:
-			w.fail("status " + resp.Status)
-		}
+		w.tally(resp.StatusCode, time.Since(t0))
 	}
 }
 

@@ -26,18 +26,29 @@ func TestRunAgainstNodes(t *testing.T) {
 		t.Cleanup(hs.Close)
 		targets = append(targets, hs.URL)
 	}
-	res, err := bench.Run(context.Background(), bench.Config{Targets: targets, Concurrency: 4, Duration: 300 * time.Millisecond, Keys: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Decisions == 0 || res.Errors != 0 || res.Allowed > 15 || res.Denied == 0 {
-		t.Fatalf("result %+v: want decisions, no errors, at most 15 allowed over 3 keys with limit 5", res)
-	}
-	if !(res.P50 <= res.P99 && res.P99 <= res.P999 && res.P999 <= res.Max) || res.PerSecond <= 0 {
-		t.Errorf("inconsistent percentiles or rate: %+v", res)
-	}
-	if !strings.Contains(res.String(), "decisions/s") {
-		t.Errorf("String() = %q", res.String())
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		prefix string
+	}{
+		{"own connections", nil, "raw:"},
+		{"net/http client", &http.Client{}, "nethttp:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := bench.Run(context.Background(), bench.Config{Targets: targets, Concurrency: 4, Duration: 300 * time.Millisecond, Keys: 3, KeyPrefix: tc.prefix, HTTPClient: tc.client})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Decisions == 0 || res.Errors != 0 || res.Allowed > 15 || res.Denied == 0 {
+				t.Fatalf("result %+v: want decisions, no errors, at most 15 allowed over 3 keys with limit 5", res)
+			}
+			if !(res.P50 <= res.P99 && res.P99 <= res.P999 && res.P999 <= res.Max) || res.PerSecond <= 0 {
+				t.Errorf("inconsistent percentiles or rate: %+v", res)
+			}
+			if !strings.Contains(res.String(), "decisions/s") {
+				t.Errorf("String() = %q", res.String())
+			}
+		})
 	}
 }
 
