@@ -51,6 +51,9 @@ import (
 type TestFile struct {
 	RuleFiles []string   `yaml:"rule_files"`
 	Tests     []RuleTest `yaml:"tests"`
+	// Extensions holds top-level keys starting with "x-": building blocks
+	// for YAML anchors, as in Compose files. They are not read otherwise.
+	Extensions map[string]yaml.Node `yaml:",inline"`
 }
 
 // RuleTest is one test case of a TestFile.
@@ -147,6 +150,11 @@ func runTestFile(ctx context.Context, w io.Writer, opts LoadOptions, file string
 	dec.KnownFields(true)
 	if err := dec.Decode(&tf); err != nil {
 		return 0, 0, fmt.Errorf("%s: %w", file, err)
+	}
+	for k := range tf.Extensions {
+		if !strings.HasPrefix(k, "x-") {
+			return 0, 0, fmt.Errorf("%s: unknown field %q (only x- extension fields may be added)", file, k)
+		}
 	}
 	if len(tf.RuleFiles) == 0 {
 		return 0, 0, fmt.Errorf("%s: rule_files is empty", file)
