@@ -157,4 +157,3 @@ func quantile(q float64, h histogram) float64 {
 	}
 	return h.bounds[n-1]
 }
-
