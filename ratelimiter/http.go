@@ -87,7 +87,8 @@ func NewHandler(l *Limiter, opts HandlerOptions) http.Handler {
 	mux.Handle("POST /api/v1/chaos", auth(http.HandlerFunc(h.setChaos)))
 	mux.Handle("DELETE /api/v1/chaos", auth(http.HandlerFunc(h.clearChaos)))
 
-	return limitBody(problemOnUnrouted(mux))
+	mux.HandleFunc("/", notRouted(mux))
+	return limitBody(mux)
 }
 
 type handler struct {
@@ -162,51 +163,27 @@ func (h *handler) observeCheck(next http.Handler) http.Handler {
 	})
 }
 
-// problemOnUnrouted answers requests the mux has no route for with a problem
-// document instead of the mux's plain text.
-func problemOnUnrouted(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		// Let the mux decide between 404 and 405 (and set Allow), then
-		// replace its body.
-		cw := &statusCapture{header: http.Header{}}
-		mux.ServeHTTP(cw, r)
-		if cw.status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", cw.header.Get("Allow"))
-			writeProblem(w, r, http.StatusMethodNotAllowed, api.CodeNotFound,
-				fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, cw.header.Get("Allow")))
-			return
-		}
-		if cw.status >= 300 && cw.status < 400 {
-			for k, v := range cw.header {
-				w.Header()[k] = v
+// notRouted answers requests no route matches with a problem document: 405
+// with Allow when the path exists for other methods, else 404. It is
+// registered as the catch-all "/", so routed requests go through the mux
+// once.
+func notRouted(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+				allowed = append(allowed, m)
 			}
-			w.WriteHeader(cw.status)
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblem(w, r, http.StatusMethodNotAllowed, api.CodeNotFound,
+				fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 			return
 		}
 		writeProblem(w, r, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
-	})
-}
-
-// statusCapture records a status and headers and discards the body.
-type statusCapture struct {
-	header http.Header
-	status int
-}
-
-func (c *statusCapture) Header() http.Header { return c.header }
-func (c *statusCapture) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (c *statusCapture) WriteHeader(status int) {
-	if c.status == 0 {
-		c.status = status
 	}
 }
 
