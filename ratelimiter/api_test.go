@@ -602,6 +602,19 @@ func TestChaos(t *testing.T) {
 	if _, r := n.check(t, "slow", 1); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("check with a 300 ms Redis delay and a 100 ms timeout: %d %s", r.status, r.body)
 	}
+	if err := n.l.SetChaos(Chaos{ClockSkew: 90 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "clock offset reports the skew", func() bool {
+		var s api.Status
+		n.do(t, "GET", "/api/v1/status", nil).decode(t, &s)
+		// The test clock is frozen in 2026-03; miniredis runs on the wall
+		// clock, so compare against what the node should see.
+		want := clock.Now().Add(90 * time.Second).Sub(time.Now())
+		got := time.Duration(s.ClockOffsetMS * float64(time.Millisecond))
+		metric := time.Duration(gauge(t, n, "ratelimiter_clock_offset_seconds") * float64(time.Second))
+		return (got-want).Abs() < 5*time.Second && (metric-want).Abs() < 5*time.Second
+	})
 	n.do(t, "POST", "/api/v1/chaos", api.Chaos{ClockSkewMS: -5000})
 	if err := n.l.SetChaos(Chaos{ClockSkew: -5 * time.Second}); err != nil {
 		t.Fatal(err)

@@ -93,6 +93,7 @@ type Limiter struct {
 	draining atomic.Bool
 	redisUp  atomic.Bool
 	running  atomic.Bool // Run keeps the limits fresh
+	offset   atomic.Int64 // node clock minus Redis clock, microseconds
 	chaos    atomic.Pointer[Chaos]
 }
 
@@ -482,6 +483,7 @@ func (l *Limiter) Status() api.Status {
 		RedisUp:       l.RedisUp(),
 		Draining:      l.Draining(),
 		LimitsVersion: version,
+		ClockOffsetMS: float64(l.offset.Load()) / 1000,
 		Clock:         string(l.cfg.Clock),
 		OnRedisError:  string(l.cfg.OnRedisError),
 		StartedAt:     l.startedAt,

@@ -38,6 +38,7 @@ type metrics struct {
 	redisUp       prometheus.Gauge
 	draining      prometheus.Gauge
 	limitsVersion prometheus.Gauge
+	clockOffset   prometheus.Gauge
 	limitErrors   prometheus.Counter
 	buildInfo     *prometheus.GaugeVec
 }
@@ -89,6 +90,11 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 			Help:        "Version of the limit configuration this node applies; equal across nodes when they agree.",
 			ConstLabels: labels,
 		}),
+		clockOffset: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "ratelimiter_clock_offset_seconds",
+			Help:        "Node clock (with any chaos skew) minus the Redis server clock, measured at each heartbeat.",
+			ConstLabels: labels,
+		}),
 		limitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name:        "ratelimiter_limit_config_errors_total",
 			Help:        "Stored limits this node skipped because they did not parse or validate.",
@@ -114,7 +120,7 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 	m.redisUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(m.checks, m.checkDuration, m.redisDuration, m.redisErrors, m.redisUp,
-			m.draining, m.limitsVersion, m.limitErrors, m.buildInfo)
+			m.draining, m.limitsVersion, m.clockOffset, m.limitErrors, m.buildInfo)
 	}
 	return m
 }

@@ -117,14 +117,24 @@ func (l *Limiter) heartbeat(ctx context.Context, stopped bool) error {
 		return fmt.Errorf("encode node info: %w", err)
 	}
 	var v []int64
+	var sent, received time.Time
 	err = l.do(ctx, opHeartbeat, func(ctx context.Context) error {
 		var err error
+		sent = l.nodeNow()
 		v, err = heartbeatScript.Run(ctx, l.rdb, []string{nodesInfoKey, nodesHBKey, nodesDrainKey},
 			l.cfg.NodeID, info, l.cfg.NodeRetention.Milliseconds()).Int64Slice()
+		received = l.nodeNow()
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if len(v) == 2 {
+		// The Redis clock was read about halfway through the round trip.
+		mid := sent.Add(received.Sub(sent) / 2)
+		offset := mid.Sub(time.UnixMicro(v[0]))
+		l.offset.Store(offset.Microseconds())
+		l.metrics.clockOffset.Set(offset.Seconds())
 	}
 	if len(v) == 2 && !stopped {
 		l.setDraining(v[1] == 1)

@@ -287,7 +287,10 @@ type Status struct {
 	RedisUp  bool   `json:"redis_up"`
 	Draining bool   `json:"draining"`
 	// LimitsVersion is the configuration version the node has applied.
-	LimitsVersion int64     `json:"limits_version"`
+	LimitsVersion int64 `json:"limits_version"`
+	// ClockOffsetMS is the node clock (with any chaos skew) minus the Redis
+	// server clock at the last heartbeat, in milliseconds.
+	ClockOffsetMS float64   `json:"clock_offset_ms"`
 	Clock         string    `json:"clock"`
 	OnRedisError  string    `json:"on_redis_error"`
 	StartedAt     time.Time `json:"started_at"`
