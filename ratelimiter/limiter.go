@@ -92,7 +92,7 @@ type Limiter struct {
 	loadMu   sync.Mutex // serialises limit reloads
 	draining atomic.Bool
 	redisUp  atomic.Bool
-	running  atomic.Bool // Run keeps the limits fresh
+	running  atomic.Bool  // Run keeps the limits fresh
 	offset   atomic.Int64 // node clock minus Redis clock, microseconds
 	chaos    atomic.Pointer[Chaos]
 }
