@@ -116,6 +116,13 @@ func (a *Action) ValidateParams(params map[string]any) error {
 	return nil
 }
 
+// Verified evaluates the action's verify expression on the data (JSON) of
+// one observation with the request's params. An error means the observation
+// could not be judged (a missing field, a runtime error), never "false".
+func (a *Action) Verified(observation []byte, params map[string]any) (bool, error) {
+	return a.verify.eval(observation, params)
+}
+
 // TargetOf returns the value of the action's target param, or "" when the
 // action has no target. It refuses an empty value and wildcards the
 // action's TargetMatch does not allow, so an action can never act on

@@ -14,16 +14,27 @@ import (
 	"testing"
 )
 
-// forbiddenImports are packages that run processes, and the subject and
-// transport packages the generic actuator must not depend on.
-var forbiddenImports = map[string]string{
+// forbiddenEverywhere are packages no package under actuators/ may depend
+// on, directly or not: what runs processes, NATS (internal/bus owns it),
+// Redis and the rate limiter server (executors talk to a subject's API
+// through its client only).
+var forbiddenEverywhere = map[string]string{
 	"os/exec":                    "runs processes",
 	"github.com/nats-io/nats.go": "NATS belongs to internal/bus",
-	"github.com/nats-io/nats-server/v2/server":        "NATS belongs to internal/bus",
-	"github.com/operator-dev/operator/internal/bus":   "the worker reaches the bus through its own interfaces",
-	"github.com/operator-dev/operator/ratelimiter":    "a subject package",
-	"github.com/operator-dev/operator/observers":      "a subject package",
-	"github.com/operator-dev/operator/internal/pdapi": "a subject package",
+	"github.com/nats-io/nats-server/v2/server":      "NATS belongs to internal/bus",
+	"github.com/operator-dev/operator/internal/bus": "the worker reaches the bus through its own interfaces",
+	"github.com/redis/go-redis/v9":                  "executors use the subject's API, not its storage",
+	"github.com/operator-dev/operator/ratelimiter":  "the rate limiter server; executors use its client",
+	"github.com/operator-dev/operator/observers":    "observers are another stage",
+}
+
+// forbiddenGeneric are subject packages the generic worker must not depend
+// on: subjects plug in through Subject.
+var forbiddenGeneric = map[string]string{
+	"github.com/operator-dev/operator/actuators/ratelimiter": "a subject package",
+	"github.com/operator-dev/operator/ratelimiter/client":    "a subject package",
+	"github.com/operator-dev/operator/ratelimiter/api":       "a subject package",
+	"github.com/operator-dev/operator/internal/pdapi":        "a subject package",
 }
 
 // forbiddenCalls start processes without os/exec.
@@ -31,20 +42,30 @@ var forbiddenCalls = map[string]bool{
 	"os.StartProcess": true, "syscall.Exec": true, "syscall.ForkExec": true, "syscall.StartProcess": true,
 }
 
-// TestNoShell proves that no code path of the generic actuator can run a
-// process or a shell: its whole import graph (not only its own imports) is
-// free of os/exec, of NATS and of every subject package, and no file in
-// actuators/, tests included, imports os/exec or calls a process-starting
-// function.
+// TestNoShell proves that no code path of the actuators can run a process
+// or a shell: the whole import graph (not only the direct imports) of every
+// package under actuators/ is free of os/exec, NATS and Redis, the generic
+// worker's is free of every subject package, and no file under actuators/,
+// tests included, imports os/exec or calls a process-starting function.
 func TestNoShell(t *testing.T) {
-	graph := importGraph(t, "github.com/operator-dev/operator/actuators", ".")
-	for path, why := range forbiddenImports {
-		if via, ok := graph[path]; ok {
-			t.Errorf("actuators depends on %s (%s), imported by %s", path, why, via)
-		}
+	const module = "github.com/operator-dev/operator/actuators"
+	pkgs := map[string]map[string]string{
+		module:                  forbiddenGeneric,
+		module + "/ratelimiter": nil,
 	}
-	if len(graph) < 20 {
-		t.Fatalf("import graph has only %d packages; the walk is broken", len(graph))
+	for pkg, extra := range pkgs {
+		dir := "." + strings.TrimPrefix(pkg, module)
+		graph := importGraph(t, pkg, dir)
+		if len(graph) < 20 {
+			t.Fatalf("%s: import graph has only %d packages; the walk is broken", pkg, len(graph))
+		}
+		for _, forbidden := range []map[string]string{forbiddenEverywhere, extra} {
+			for path, why := range forbidden {
+				if via, ok := graph[path]; ok {
+					t.Errorf("%s depends on %s (%s), imported by %s", pkg, path, why, via)
+				}
+			}
+		}
 	}
 	noProcessInSource(t, ".")
 }
