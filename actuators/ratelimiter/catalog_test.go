@@ -47,8 +47,8 @@ func state() map[string]any {
 		"keys": []any{map[string]any{"key": "user:1", "limit": 10, "window_ms": 60000, "algorithm": "fixed_window",
 			"count_by_node": map[string]any{"n1": 3, "n2": 3}, "drift": 0, "allowed_max_window": 3, "allowed_last_window": 3,
 			"checks_per_s": 1, "denied_per_s": 0, "ttl_ms": 50000}},
-		"limits": []any{map[string]any{"pattern": "user:*", "limit": 10, "window_ms": 60000, "algorithm": "fixed_window"}},
-		"blocks": []any{map[string]any{"key": "bot:7", "ttl_ms": 60000, "reason": "hot"}},
+		"limits":  []any{map[string]any{"pattern": "user:*", "limit": 10, "window_ms": 60000, "algorithm": "fixed_window"}},
+		"blocks":  []any{map[string]any{"key": "bot:7", "ttl_ms": 60000, "reason": "hot"}},
 		"summary": map[string]any{"nodes_total": 2, "nodes_up": 2, "keys_tracked": 1, "median_key_checks_per_s": 1},
 	}
 }
@@ -108,11 +108,15 @@ func TestVerifyExpressions(t *testing.T) {
 		{name: "unblock: incomplete observation proves nothing", action: "unblock_key", params: map[string]any{"key": "bot:8"},
 			errors: []any{map[string]any{"source": "n1/blocks", "message": "timeout"}}},
 		{name: "drain: draining", action: "drain_node", params: map[string]any{"node_id": "n2"},
-			change: func(s map[string]any) { s["nodes"] = []any{nodeState("n1", "up", false), nodeState("n2", "draining", true)} }, want: true},
+			change: func(s map[string]any) {
+				s["nodes"] = []any{nodeState("n1", "up", false), nodeState("n2", "draining", true)}
+			}, want: true},
 		{name: "drain: still serving", action: "drain_node", params: map[string]any{"node_id": "n2"}},
 		{name: "undrain: back up", action: "undrain_node", params: map[string]any{"node_id": "n2"}, want: true},
 		{name: "undrain: still draining", action: "undrain_node", params: map[string]any{"node_id": "n2"},
-			change: func(s map[string]any) { s["nodes"] = []any{nodeState("n1", "up", false), nodeState("n2", "draining", true)} }},
+			change: func(s map[string]any) {
+				s["nodes"] = []any{nodeState("n1", "up", false), nodeState("n2", "draining", true)}
+			}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

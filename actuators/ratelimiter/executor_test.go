@@ -399,4 +399,3 @@ func mustClient(t *testing.T, url string) *client.Client {
 	}
 	return c.WithToken("s3cret")
 }
-
