@@ -11,15 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/operator-dev/operator/evaluators"
-	"github.com/operator-dev/operator/internal/bus"
-	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/internal/stack"
 )
 
 // evaluateFlags configure `operator evaluate`.
@@ -123,46 +121,6 @@ func runEvaluate(ctx context.Context, f evaluateFlags) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	g.Go(func() error { return runEvaluator(gctx, b, sets, cfg, f.workers) })
+	g.Go(func() error { return stack.RunEvaluator(gctx, b, sets, cfg, f.workers) })
 	return g.Wait()
-}
-
-// runEvaluator runs an evaluator engine on b until ctx is done. `operator up`
-// runs the same function.
-func runEvaluator(ctx context.Context, b *bus.Bus, sets []*evaluators.RuleSet, cfg evaluators.Config, workers int) error {
-	kv, err := b.KV(ctx, schemas.BucketEvaluatorState)
-	if err != nil {
-		return err
-	}
-	store := evaluators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
-	eng, err := evaluators.NewEngine(cfg, sets, store, b)
-	if err != nil {
-		return err
-	}
-	var filters []string
-	for _, s := range eng.Subjects() {
-		fl, err := b.Subjects().Observations(s)
-		if err != nil {
-			return err
-		}
-		filters = append(filters, fl)
-	}
-	cc := bus.ConsumerConfig{
-		Stream:         schemas.StreamObservations,
-		Durable:        "evaluator-" + strings.Join(eng.Subjects(), "-"),
-		Description:    "operator evaluate: " + strings.Join(eng.Subjects(), ", "),
-		FilterSubjects: filters,
-		Workers:        workers,
-	}
-	src := evaluators.SourceFunc(func(ctx context.Context, handle func(context.Context, event.Event) error) error {
-		return b.Consume(ctx, cc, func(ctx context.Context, m *bus.Message) error {
-			err := handle(ctx, m.Event)
-			if errors.Is(err, evaluators.ErrInvalidObservation) || errors.Is(err, evaluators.ErrNoRules) {
-				return bus.Permanent(err)
-			}
-			return err
-		})
-	})
-	slog.Default().Info("evaluating", "subjects", eng.Subjects(), "durable", cc.Durable, "workers", workers)
-	return eng.Run(ctx, src)
 }

@@ -115,7 +115,8 @@ func TestUpStartsAndStops(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runUp(ctx, &out, upFlags{store: t.TempDir(), natsListen: "127.0.0.1:0", layout: natsFlags{prefix: "operator", replicas: 1}})
+		done <- runUp(ctx, &out, upFlags{store: t.TempDir(), natsListen: "127.0.0.1:0", nodeListen: "127.0.0.1:0",
+			nodes: 2, instance: "demo", interval: time.Second, layout: natsFlags{prefix: "operator", replicas: 1}})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "nats --server nats://127.0.0.1:") {

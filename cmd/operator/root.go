@@ -56,6 +56,7 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 		newRulesCmd(),
 		newRatelimiterCmd(),
 		newBenchCmd(),
+		newObserveCmd(),
 	)
 	return root
 }

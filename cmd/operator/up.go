@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/eventlog"
+	"github.com/operator-dev/operator/internal/stack"
+	"github.com/operator-dev/operator/ratelimiter"
 )
 
 // upFlags configure `operator up`.
@@ -22,6 +23,13 @@ type upFlags struct {
 	store      string
 	natsListen string
 	natsURL    string
+	redisURL   string
+	nodes      int
+	nodeListen string
+	instance   string
+	interval   time.Duration
+	token      string
+	rules      []string
 	quiet      bool
 	layout     natsFlags
 }
@@ -31,12 +39,13 @@ func newUpCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole pipeline in one process on embedded defaults",
-		Long: `Run the whole pipeline in one process: an embedded NATS JetStream server
-(also listening for the nats CLI), the components, and a live log with one line
-per event. Ctrl-C stops everything cleanly.`,
+		Long: `Run the whole pipeline in one process: an embedded NATS JetStream server (also
+listening for the nats CLI), an embedded Redis-compatible store (or --redis),
+rate limiter nodes, the rate limiter observer and the evaluator, and a live
+log with one line per event. Ctrl-C stops everything cleanly.`,
 		Example: `  operator up
-  operator up --store ./.operator --nats-listen 127.0.0.1:4222
-  operator up --nats nats://nats.internal:4222`,
+  operator up --store ./.operator --nodes 5
+  operator up --redis redis://127.0.0.1:6379/0 --nats nats://127.0.0.1:4222`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUp(cmd.Context(), cmd.OutOrStdout(), f)
@@ -46,6 +55,13 @@ per event. Ctrl-C stops everything cleanly.`,
 	fs.StringVar(&f.store, "store", "", "directory for the embedded JetStream store (default: a temporary directory removed on exit)")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS listens for the nats CLI and other processes ('' for in-process only)")
 	fs.StringVar(&f.natsURL, "nats", "", "use this external NATS server instead of the embedded one")
+	fs.StringVar(&f.redisURL, "redis", "", "use this Redis instead of the embedded store (redis://host:port/db)")
+	fs.IntVar(&f.nodes, "nodes", stack.DefaultNodes, "rate limiter nodes to run")
+	fs.StringVar(&f.nodeListen, "node-listen", "127.0.0.1:8081", "address of the first node; the others take the next ports (port 0: any free port)")
+	fs.StringVar(&f.instance, "instance", stack.DefaultInstance, "name of the rate limiter deployment in subjects")
+	fs.DurationVar(&f.interval, "interval", stack.DefaultInterval, "observer poll interval")
+	fs.StringVar(&f.token, "token", "", "bearer token for the nodes' management API")
+	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the shipped rate limiter rules")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
 	return cmd
@@ -53,46 +69,32 @@ per event. Ctrl-C stops everything cleanly.`,
 
 func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	log := slog.Default()
-	cfg := f.layout.config(log)
-	cfg.Name = "operator-up"
-	cfg.URL = f.natsURL
-	if f.natsURL == "" {
-		store := f.store
-		if store != "" {
-			abs, err := filepath.Abs(filepath.Join(store, "nats"))
-			if err != nil {
-				return err
-			}
-			store = abs
-		}
-		cfg.Embedded = bus.EmbeddedConfig{StoreDir: store, Listen: f.natsListen}
+	cfg := stack.Config{
+		Store: f.store, NATSListen: f.natsListen, NATSURL: f.natsURL,
+		Bus:      bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
+		RedisURL: f.redisURL, Nodes: f.nodes, NodeListen: f.nodeListen,
+		Limiter:  ratelimiter.Config{EnableChaos: true, Version: buildVersion()},
+		Token:    f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
+		Logger: log,
 	}
-	b, err := openDeclared(ctx, cfg)
+	s, err := stack.Start(ctx, cfg)
 	if err != nil {
-		if strings.Contains(err.Error(), "ready") {
-			return fmt.Errorf("%w (another operator up or nats-server may hold %s; pass --nats-listen 127.0.0.1:0 or another port)", err, f.natsListen)
+		if strings.Contains(err.Error(), "ready") || strings.Contains(err.Error(), "address already in use") {
+			return fmt.Errorf("%w (another operator up may be running; pass --nats-listen and --node-listen with free ports, or port 0)", err)
 		}
 		return err
 	}
 	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing nats", "error", err)
+		if err := s.Close(); err != nil {
+			log.Warn("shutting down", "error", err)
 		}
 	}()
-
-	natsURL := b.ClientURL()
-	if natsURL == "" {
-		natsURL = "(in-process only)"
-	}
-	fmt.Fprintf(out, "operator up: NATS %s\n", natsURL)
-	if b.ClientURL() != "" {
-		fmt.Fprintf(out, "  watch every event: nats --server %s sub '%s'\n", b.ClientURL(), b.Subjects().All())
-		fmt.Fprintf(out, "  or:                operator events tail --nats %s\n", b.ClientURL())
-	}
+	printEndpoints(out, s)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(gctx) })
 	if !f.quiet {
-		g.Go(func() error { return liveLog(gctx, b, out) })
+		g.Go(func() error { return liveLog(gctx, s.Bus, out) })
 	}
 	err = g.Wait()
 	if ctx.Err() != nil {
@@ -100,6 +102,24 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 		return nil
 	}
 	return err
+}
+
+func printEndpoints(out io.Writer, s *stack.Stack) {
+	natsURL := s.Bus.ClientURL()
+	if natsURL == "" {
+		natsURL = "(in-process only)"
+	}
+	fmt.Fprintf(out, "operator up: instance %q\n", s.Instance())
+	fmt.Fprintf(out, "  NATS   %s\n", natsURL)
+	fmt.Fprintf(out, "  Redis  %s\n", s.RedisURL)
+	for _, n := range s.Nodes() {
+		fmt.Fprintf(out, "  node %s  %s   (try: curl -XPOST %s/v1/check -d '{\"key\":\"user:1\"}')\n", n.ID, n.URL, n.URL)
+	}
+	if u := s.Bus.ClientURL(); u != "" {
+		fmt.Fprintf(out, "  watch every event: nats --server %s sub '%s'\n", u, s.Bus.Subjects().All())
+		fmt.Fprintf(out, "  or:                operator events tail --nats %s\n", u)
+	}
+	fmt.Fprintln(out, "live events (observations hidden):")
 }
 
 // liveLog prints one line per stored event, observations excepted (one per

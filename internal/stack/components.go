@@ -1,0 +1,73 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/operator-dev/operator/evaluators"
+	"github.com/operator-dev/operator/internal/bus"
+	"github.com/operator-dev/operator/observers"
+	"github.com/operator-dev/operator/schemas"
+)
+
+// RunEvaluator runs the rule engine for the rule sets' subjects on a durable
+// consumer of the observations stream until ctx is done. Several evaluators
+// may share the consumer (same subjects): JetStream spreads the
+// observations and the state bucket's compare-and-swap keeps them consistent.
+func RunEvaluator(ctx context.Context, b *bus.Bus, sets []*evaluators.RuleSet, cfg evaluators.Config, workers int) error {
+	kv, err := b.KV(ctx, schemas.BucketEvaluatorState)
+	if err != nil {
+		return err
+	}
+	store := evaluators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
+	eng, err := evaluators.NewEngine(cfg, sets, store, b)
+	if err != nil {
+		return err
+	}
+	var filters []string
+	for _, s := range eng.Subjects() {
+		fl, err := b.Subjects().Observations(s)
+		if err != nil {
+			return err
+		}
+		filters = append(filters, fl)
+	}
+	cc := bus.ConsumerConfig{
+		Stream:         schemas.StreamObservations,
+		Durable:        "evaluator-" + strings.Join(eng.Subjects(), "-"),
+		Description:    "operator evaluate: " + strings.Join(eng.Subjects(), ", "),
+		FilterSubjects: filters,
+		Workers:        workers,
+	}
+	src := evaluators.SourceFunc(func(ctx context.Context, handle func(context.Context, event.Event) error) error {
+		return b.Consume(ctx, cc, func(ctx context.Context, m *bus.Message) error {
+			err := handle(ctx, m.Event)
+			if errors.Is(err, evaluators.ErrInvalidObservation) || errors.Is(err, evaluators.ErrNoRules) {
+				return bus.Permanent(err)
+			}
+			return err
+		})
+	})
+	if cfg.Logger != nil {
+		cfg.Logger.Info("evaluating", "subjects", eng.Subjects(), "durable", cc.Durable, "workers", workers)
+	}
+	return eng.Run(ctx, src)
+}
+
+// RunObserver polls src and publishes its observations on b until ctx is
+// done, then waits for the last publishes.
+func RunObserver(ctx context.Context, b *bus.Bus, cfg observers.Config, src observers.Source) error {
+	cfg.Subjects = b.Subjects()
+	r, err := observers.New(cfg, src, b)
+	if err != nil {
+		return fmt.Errorf("observer %s/%s: %w", cfg.Subject, cfg.Instance, err)
+	}
+	err = r.Run(ctx)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bus.DefaultConnectTimeout)
+	defer cancel()
+	return errors.Join(err, b.WaitPublished(wctx))
+}

@@ -1,0 +1,286 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/operator-dev/operator/evaluators"
+	"github.com/operator-dev/operator/internal/bus"
+	"github.com/operator-dev/operator/observers"
+	rlobs "github.com/operator-dev/operator/observers/ratelimiter"
+	"github.com/operator-dev/operator/ratelimiter"
+	"github.com/operator-dev/operator/schemas"
+)
+
+// Defaults for Config.
+const (
+	DefaultNodes    = 3
+	DefaultInstance = "demo"
+	DefaultInterval = time.Second
+)
+
+// Config describes a whole pipeline in one process.
+type Config struct {
+	// Store is the directory for the embedded JetStream store; empty means
+	// a temporary directory.
+	Store string
+	// NATSListen is where the embedded NATS listens for other processes
+	// ("" for in-process only).
+	NATSListen string
+	// NATSURL uses an external NATS server instead of the embedded one.
+	NATSURL string
+	// Bus adjusts the bus configuration (prefix, replicas, credentials).
+	Bus bus.Config
+	// RedisURL uses a real Redis; empty starts an embedded
+	// Redis-compatible store on a loopback port.
+	RedisURL string
+	// Nodes is the number of rate limiter nodes (0: DefaultNodes).
+	Nodes int
+	// NodeListen is the host:port of the first node; the others take the
+	// following ports. Empty picks free loopback ports.
+	NodeListen string
+	// Limiter configures every node (defaults, clock, failure mode).
+	Limiter ratelimiter.Config
+	// Token protects the nodes' management API.
+	Token string
+	// Instance names the rate limiter deployment in subjects.
+	Instance string
+	// Interval is the observers' poll interval.
+	Interval time.Duration
+	// Evaluator configures the rule engine.
+	Evaluator evaluators.Config
+	// RuleFiles replace the shipped rule sets when given.
+	RuleFiles []string
+	Logger    *slog.Logger
+}
+
+// A Stack is a running pipeline: bus, Redis, nodes, observer, evaluator.
+type Stack struct {
+	cfg Config
+	log *slog.Logger
+
+	Bus      *bus.Bus
+	RedisURL string
+	mini     *miniredis.Miniredis
+	redis    *redis.Client // the observer's own client
+
+	mu    sync.Mutex
+	nodes []*Node
+}
+
+// Start opens the bus, starts Redis (unless external) and the nodes. Run
+// then runs the pipeline; Close releases everything.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	if cfg.Nodes == 0 {
+		cfg.Nodes = DefaultNodes
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = DefaultInstance
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := schemas.ValidToken(cfg.Instance); err != nil {
+		return nil, fmt.Errorf("instance: %w", err)
+	}
+	s := &Stack{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+
+	bc := cfg.Bus
+	bc.Logger = cfg.Logger
+	bc.Name = "operator-up"
+	bc.URL = cfg.NATSURL
+	if cfg.NATSURL == "" {
+		store := cfg.Store
+		if store != "" {
+			store = filepath.Join(store, "nats")
+		}
+		bc.Embedded = bus.EmbeddedConfig{StoreDir: store, Listen: cfg.NATSListen}
+	}
+	s.Bus, err = bus.Open(ctx, bc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Bus.Declare(ctx); err != nil {
+		return nil, err
+	}
+
+	s.RedisURL = cfg.RedisURL
+	if s.RedisURL == "" {
+		s.mini = miniredis.NewMiniRedis()
+		if err := s.mini.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("embedded redis: %w", err)
+		}
+		s.RedisURL = "redis://" + s.mini.Addr()
+	}
+	s.redis, err = ratelimiter.NewRedisClient(s.RedisURL, time.Second)
+	if err != nil {
+		return nil, err
+	}
+
+	for i := range cfg.Nodes {
+		listen := "127.0.0.1:0"
+		if cfg.NodeListen != "" {
+			listen, err = nthPort(cfg.NodeListen, i)
+			if err != nil {
+				return nil, err
+			}
+		}
+		n, err := StartNode(ctx, NodeConfig{ID: fmt.Sprintf("n%d", i+1), Listen: listen, RedisURL: s.RedisURL,
+			Token: cfg.Token, Limiter: cfg.Limiter, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	return s, nil
+}
+
+// Nodes returns the running and stopped nodes, in start order.
+func (s *Stack) Nodes() []*Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Node(nil), s.nodes...)
+}
+
+// NodeURLs returns the nodes' base URLs.
+func (s *Stack) NodeURLs() []string {
+	var out []string
+	for _, n := range s.Nodes() {
+		out = append(out, n.URL)
+	}
+	return out
+}
+
+// Instance is the rate limiter instance name in subjects.
+func (s *Stack) Instance() string { return s.cfg.Instance }
+
+// RuleSets loads the configured rule files, or the shipped rate limiter
+// rule set.
+func (s *Stack) RuleSets() ([]*evaluators.RuleSet, error) {
+	if len(s.cfg.RuleFiles) > 0 {
+		return evaluators.LoadRuleSets(evaluators.LoadOptions{}, s.cfg.RuleFiles...)
+	}
+	rs, err := evaluators.ParseRuleSet(rlobs.RulesFile, rlobs.Rules(), evaluators.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return []*evaluators.RuleSet{rs}, nil
+}
+
+// Run runs the observer and the evaluator until ctx is done.
+func (s *Stack) Run(ctx context.Context) error {
+	sets, err := s.RuleSets()
+	if err != nil {
+		return err
+	}
+	src, err := rlobs.New(rlobs.Config{Nodes: s.NodeURLs(), Token: s.cfg.Token, Redis: s.redis})
+	if err != nil {
+		return err
+	}
+	ec := s.cfg.Evaluator
+	if ec.Logger == nil {
+		ec.Logger = s.log.With("component", "evaluator")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return RunObserver(gctx, s.Bus, observers.Config{Subject: "ratelimiter", Instance: s.cfg.Instance,
+			Interval: s.cfg.Interval, Logger: s.log.With("component", "observer")}, src)
+	})
+	g.Go(func() error { return RunEvaluator(gctx, s.Bus, sets, ec, 1) })
+	return g.Wait()
+}
+
+// KillNode stops node id (it stops heartbeating and serving).
+func (s *Stack) KillNode(id string) error {
+	n := s.node(id)
+	if n == nil {
+		return fmt.Errorf("no node %q", id)
+	}
+	return n.Stop()
+}
+
+// RestartNode starts a stopped node again on its address.
+func (s *Stack) RestartNode(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, n := range s.nodes {
+		if n.ID == id {
+			_ = n.Stop()
+			nn, err := n.Restart(ctx)
+			if err != nil {
+				return err
+			}
+			s.nodes[i] = nn
+			return nil
+		}
+	}
+	return fmt.Errorf("no node %q", id)
+}
+
+func (s *Stack) node(id string) *Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// ErrExternalRedis is returned by fault injections that need the embedded
+// store.
+var ErrExternalRedis = errors.New("only the embedded Redis can be stopped from here; use CLIENT PAUSE on a real one")
+
+// StopRedis stops the embedded Redis; StartRedis brings it back on the
+// same address with its data.
+func (s *Stack) StopRedis() error {
+	if s.mini == nil {
+		return ErrExternalRedis
+	}
+	s.mini.Close()
+	return nil
+}
+
+// StartRedis restarts the embedded Redis after StopRedis.
+func (s *Stack) StartRedis() error {
+	if s.mini == nil {
+		return ErrExternalRedis
+	}
+	return s.mini.Restart()
+}
+
+// Close stops the nodes, Redis and the bus.
+func (s *Stack) Close() error {
+	var errs []error
+	for _, n := range s.Nodes() {
+		errs = append(errs, n.Stop())
+	}
+	if s.redis != nil {
+		errs = append(errs, s.redis.Close())
+	}
+	if s.mini != nil {
+		s.mini.Close()
+	}
+	if s.Bus != nil {
+		errs = append(errs, s.Bus.Close())
+	}
+	return errors.Join(errs...)
+}
