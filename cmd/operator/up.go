@@ -73,8 +73,8 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 		Store: f.store, NATSListen: f.natsListen, NATSURL: f.natsURL,
 		Bus:      bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
 		RedisURL: f.redisURL, Nodes: f.nodes, NodeListen: f.nodeListen,
-		Limiter:  ratelimiter.Config{EnableChaos: true, Version: buildVersion()},
-		Token:    f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
+		Limiter: ratelimiter.Config{EnableChaos: true, Version: buildVersion()},
+		Token:   f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
 		Logger: log,
 	}
 	s, err := stack.Start(ctx, cfg)
