@@ -57,6 +57,12 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 		newRatelimiterCmd(),
 		newBenchCmd(),
 		newObserveCmd(),
+		newActuateCmd(),
+		newActCmd(),
+		newActionsCmd(),
+		newApproveCmd(),
+		newRejectCmd(),
+		newControlCmd(),
 	)
 	return root
 }
