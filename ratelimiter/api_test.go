@@ -26,7 +26,7 @@ func TestRedisOutage(t *testing.T) {
 	on := startNode(t, srv.Addr, open, HandlerOptions{})
 	cn := startNode(t, srv.Addr, closed, HandlerOptions{})
 	for _, n := range []*testNode{on, cn} {
-		eventually(t, 2*time.Second, n.l.NodeID()+" ready", func() bool { return n.do(t, "GET", "/readyz", nil).status == http.StatusOK })
+		eventually(t, 5*time.Second, n.l.NodeID()+" ready", func() bool { return n.do(t, "GET", "/readyz", nil).status == http.StatusOK })
 	}
 
 	srv.Stop()
@@ -68,9 +68,7 @@ func TestRedisOutage(t *testing.T) {
 			return r.status == http.StatusOK && !d.Degraded
 		})
 		eventually(t, 5*time.Second, n.l.NodeID()+" ready again", func() bool { return n.do(t, "GET", "/readyz", nil).status == http.StatusOK })
-		if got := gauge(t, n, "ratelimiter_redis_up"); got != 1 {
-			t.Errorf("%s ratelimiter_redis_up = %v after recovery, want 1", n.l.NodeID(), got)
-		}
+		eventually(t, 5*time.Second, n.l.NodeID()+" ratelimiter_redis_up back to 1", func() bool { return gauge(t, n, "ratelimiter_redis_up") == 1 })
 	}
 }
 
@@ -630,9 +628,11 @@ func TestChaos(t *testing.T) {
 	if r := n.do(t, "DELETE", "/api/v1/chaos", nil); r.status != http.StatusOK {
 		t.Fatalf("clear chaos: %d", r.status)
 	}
-	if _, r := n.check(t, "slow", 1); r.status != http.StatusOK {
-		t.Fatalf("check after clearing chaos: %d %s", r.status, r.body)
-	}
+	// A 100 ms timeout can still be missed on a loaded machine; retry.
+	eventually(t, 5*time.Second, "checks succeed after clearing chaos", func() bool {
+		_, r := n.check(t, "slow", 1)
+		return r.status == http.StatusOK
+	})
 }
 
 // TestConfigValidate checks that every bad setting is reported.

@@ -136,6 +136,9 @@ func (l *Limiter) Config() Config { return l.cfg }
 // [FailOpen] returns an allowed, degraded decision and a nil error; with
 // [FailClosed] it returns an error wrapping [ErrUnavailable]. A canceled ctx
 // returns its error: the caller left, which says nothing about Redis.
+//
+// Check decides also while the node drains; draining is enforced by the HTTP
+// API, which answers checks with 503.
 func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, error) {
 	if err := ValidateKey(key); err != nil {
 		return Decision{}, err
