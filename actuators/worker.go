@@ -480,9 +480,12 @@ func (w *Worker) replayIfRecorded(ctx context.Context, req schemas.ActionRequest
 	if err != nil {
 		return false, fmt.Errorf("read ledger: %w", err)
 	}
-	if entry.State == LedgerDone && entry.Result != nil {
+	switch {
+	case entry.State == LedgerDone && entry.Result != nil:
 		log.Info("request already decided; publishing its result again", "outcome", entry.Result.Outcome)
 		return true, w.publishResult(ctx, *entry.Result, entry.CorrelationID)
+	case entry.State != LedgerClaimed:
+		return true, permanent(fmt.Errorf("ledger entry of %s is %q without a result; not acting on it", req.ID, entry.State))
 	}
 	w.mu.Lock()
 	u, haveResult := w.unrecorded[req.ID]

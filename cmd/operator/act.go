@@ -514,6 +514,13 @@ func newActionsCatalogCmd() *cobra.Command {
 	}
 }
 
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -640,14 +647,13 @@ func newKillSwitchCmd(engage bool) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "kill switch engaged for %s: requests are rejected and retries in progress stop\n", scope)
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "kill switch released for %s\n", scope)
-				if ks.Subject == "" {
-					st, err := actuators.ReadStatus(cmd.Context(), control, time.Now())
-					if err == nil {
-						for _, k := range st.KillSwitches {
-							if k.Engaged {
-								fmt.Fprintf(cmd.OutOrStdout(), "note: the kill switch of %s is still engaged\n", k.Subject)
-							}
-						}
+				st, err := actuators.ReadStatus(cmd.Context(), control, time.Now())
+				if err != nil {
+					return err
+				}
+				for _, k := range st.KillSwitches {
+					if k.Engaged && (ks.Subject == "" || k.Subject == "") {
+						fmt.Fprintf(cmd.OutOrStdout(), "note: the kill switch for %s is still engaged\n", orDefault(k.Subject, "all subjects"))
 					}
 				}
 			}
