@@ -713,3 +713,33 @@ func TestLimitChangeWithoutRun(t *testing.T) {
 		return err == nil && d.Limit.Limit == 3
 	})
 }
+
+// TestBlockEndsOnTime checks that a block lifts when its TTL has passed, on
+// both backends, including miniredis whose TTLs only run down when told to.
+func TestBlockEndsOnTime(t *testing.T) {
+	for _, backend := range redistest.Backends() {
+		t.Run(backend.Name, func(t *testing.T) {
+			n := startNode(t, backend.Start(t), Config{NodeID: "n1"}, HandlerOptions{})
+			b, err := n.l.Block(context.Background(), "brief", 100*time.Millisecond, "short")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := n.check(t, "brief", 1); !d.Blocked || d.RetryAfterMS <= 0 || d.RetryAfterMS > 100 {
+				t.Fatalf("check during the block: %+v", d)
+			}
+			var list api.BlockList
+			n.do(t, "GET", "/api/v1/blocks", nil).decode(t, &list)
+			if list.Count != 1 || list.Blocks[0].TTLMS > 100 || !list.Blocks[0].ExpiresAt.Equal(b.ExpiresAt) {
+				t.Fatalf("blocks during the block: %+v (put %+v)", list, b)
+			}
+			eventually(t, 2*time.Second, "block lifted", func() bool {
+				d, _ := n.check(t, "brief", 1)
+				return d.Allowed && !d.Blocked
+			})
+			n.do(t, "GET", "/api/v1/blocks", nil).decode(t, &list)
+			if list.Count != 0 {
+				t.Fatalf("blocks after the block: %+v", list)
+			}
+		})
+	}
+}

@@ -18,7 +18,7 @@
 //	ratelimit:{<key>}:swc        hash, sliding_window_counter
 //	ratelimit:{<key>}:fw         hash, fixed_window
 //	ratelimit:{<key>}:gcra       hash, gcra debt
-//	ratelimit:{<key>}:block      string, present while the key is blocked (TTL = block)
+//	ratelimit:{<key>}:block      string, the block's end in Redis time (us); TTL = the block
 //	ratelimit:{config}:limits    hash pattern -> limit JSON
 //	ratelimit:{config}:version   counter bumped by every limit change
 //	ratelimit:{config}:blocks    hash key -> block metadata, for listing

@@ -112,12 +112,12 @@ func (l *Limiter) Block(ctx context.Context, key string, ttl time.Duration, reas
 	err := l.do(ctx, opAdmin, func(ctx context.Context) error {
 		// The marker and the index live in different cluster slots, so they
 		// are two writes; the marker, which enforces, comes first.
-		if err := l.rdb.Set(ctx, blockKey(key), reason, ttl).Err(); err != nil {
+		var err error
+		if nowUS, err = setBlockScript.Run(ctx, l.rdb, []string{blockKey(key)}, ttlMS).Int64(); err != nil {
 			return err
 		}
-		var err error
-		nowUS, err = putBlockIndexScript.Run(ctx, l.rdb, []string{blockIndexKey}, key, ttlMS, reason).Int64()
-		return err
+		value := strconv.FormatInt(nowUS+ttl.Microseconds(), 10) + "|" + strconv.FormatInt(nowUS, 10) + "|" + reason
+		return putBlockIndexScript.Run(ctx, l.rdb, []string{blockIndexKey}, key, value, ttlMS).Err()
 	})
 	if err != nil {
 		return api.Block{}, err
@@ -148,11 +148,11 @@ func (l *Limiter) Unblock(ctx context.Context, key string) error {
 	return nil
 }
 
-// Blocks lists the active blocks, with their remaining time read from the
-// block markers themselves.
+// Blocks lists the active blocks. The index says when each ends (Redis
+// time); a block whose marker is gone (removed by hand) is left out.
 func (l *Limiter) Blocks(ctx context.Context) ([]api.Block, error) {
 	var v []string
-	var ttls []*redis.DurationCmd
+	var present []*redis.IntCmd
 	err := l.do(ctx, opAdmin, func(ctx context.Context) error {
 		var err error
 		v, err = listBlocksScript.Run(ctx, l.rdb, []string{blockIndexKey}).StringSlice()
@@ -160,9 +160,9 @@ func (l *Limiter) Blocks(ctx context.Context) ([]api.Block, error) {
 			return err
 		}
 		pipe := l.rdb.Pipeline()
-		ttls = ttls[:0]
+		present = present[:0]
 		for i := 1; i+1 < len(v); i += 2 {
-			ttls = append(ttls, pipe.PTTL(ctx, blockKey(v[i])))
+			present = append(present, pipe.Exists(ctx, blockKey(v[i])))
 		}
 		_, err = pipe.Exec(ctx)
 		return err
@@ -171,22 +171,31 @@ func (l *Limiter) Blocks(ctx context.Context) ([]api.Block, error) {
 		return nil, err
 	}
 	blocks := []api.Block{}
+	if len(v) == 0 {
+		return blocks, nil
+	}
+	nowUS, _ := strconv.ParseFloat(v[0], 64)
 	for i := 1; i+1 < len(v); i += 2 {
-		ttl := ttls[(i-1)/2].Val()
-		if ttl <= 0 && ttl != -1 {
-			continue // the marker is gone: expired or removed
+		if present[(i-1)/2].Val() == 0 {
+			continue
 		}
 		parts := strings.SplitN(v[i+1], "|", 3)
 		if len(parts) != 3 {
 			continue
 		}
+		ends, _ := strconv.ParseFloat(parts[0], 64)
 		created, _ := strconv.ParseFloat(parts[1], 64)
-		b := api.Block{Key: v[i], Reason: parts[2], CreatedAt: time.UnixMicro(int64(created)).UTC(), TTLMS: ttl.Milliseconds()}
-		if ttl > 0 {
-			nowUS, _ := strconv.ParseFloat(v[0], 64)
-			b.ExpiresAt = time.UnixMicro(int64(nowUS)).Add(ttl).UTC()
+		left := time.Duration(ends-nowUS) * time.Microsecond
+		if left <= 0 {
+			continue
 		}
-		blocks = append(blocks, b)
+		blocks = append(blocks, api.Block{
+			Key:       v[i],
+			Reason:    parts[2],
+			CreatedAt: time.UnixMicro(int64(created)).UTC(),
+			ExpiresAt: time.UnixMicro(int64(ends)).UTC(),
+			TTLMS:     ceilMS(left),
+		})
 	}
 	slices.SortFunc(blocks, func(a, b api.Block) int { return strings.Compare(a.Key, b.Key) })
 	return blocks, nil

@@ -134,18 +134,26 @@ redis.call('PUBLISH', ARGV[4], 'drain')
 return 1
 `)
 
-// putBlockIndexScript records a block in the index used for listing:
-// value "<expires_us>|<created_us>|<reason>". The index lives as long as its
-// longest block. It returns the Redis time in microseconds.
+// setBlockScript sets a block marker whose value is its end in Redis time
+// (us) and whose TTL is the block's, and returns the Redis time in us.
 //
-// KEYS: index. ARGV: key, ttl ms, reason.
-var putBlockIndexScript = redis.NewScript(`
+// KEYS: marker. ARGV: ttl ms.
+var setBlockScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local ttl = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%.17g', now + ttl * 1000) .. '|' .. string.format('%.17g', now) .. '|' .. ARGV[3])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('SET', KEYS[1], string.format('%.17g', now + tonumber(ARGV[1]) * 1000), 'PX', ARGV[1])
 return now
+`)
+
+// putBlockIndexScript records a block in the index used for listing, value
+// "<ends_us>|<created_us>|<reason>". The index lives as long as its longest
+// block.
+//
+// KEYS: index. ARGV: key, value, ttl ms.
+var putBlockIndexScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
 `)
 
 // listBlocksScript drops expired entries from the block index and returns

@@ -45,7 +45,23 @@ local function statettl(key)
   return -3
 end
 
+-- A block marker holds its end in Redis time (us) and carries the same TTL,
+-- so a block ends on time even on a store whose TTLs do not run down on
+-- their own (miniredis without FastForward).
 local block = redis.call('PTTL', KEYS[2])
+if block ~= -2 then
+  local ends = tonumber(redis.call('GET', KEYS[2]))
+  if ends ~= nil then
+    local t = redis.call('TIME')
+    local left = ends - (tonumber(t[1]) * 1000000 + tonumber(t[2]))
+    if left <= 0 then
+      block = -2
+      if not peek then redis.call('DEL', KEYS[2]) end
+    else
+      block = math.ceil(left / 1000)
+    end
+  end
+end
 if block ~= -2 and not peek then
   return {0, 0, 0, 0, 0, now, block, -3}
 end
