@@ -49,9 +49,14 @@ var forbiddenCalls = map[string]bool{
 // tests included, imports os/exec or calls a process-starting function.
 func TestNoShell(t *testing.T) {
 	const module = "github.com/operator-dev/operator/actuators"
-	pkgs := map[string]map[string]string{
-		module:                  forbiddenGeneric,
-		module + "/ratelimiter": nil,
+	pkgs := map[string]map[string]string{module: forbiddenGeneric}
+	for _, dir := range packageDirs(t, ".") {
+		if dir != "." {
+			pkgs[module+"/"+filepath.ToSlash(dir)] = nil
+		}
+	}
+	if len(pkgs) < 2 {
+		t.Fatalf("found no subject packages under actuators/")
 	}
 	for pkg, extra := range pkgs {
 		dir := "." + strings.TrimPrefix(pkg, module)
@@ -68,6 +73,33 @@ func TestNoShell(t *testing.T) {
 		}
 	}
 	noProcessInSource(t, ".")
+}
+
+// packageDirs returns the directories under root with non-test Go files.
+func packageDirs(t *testing.T, root string) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			seen[filepath.Dir(path)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := make([]string, 0, len(seen))
+	for d := range seen {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return dirs
 }
 
 // importGraph returns every package pkg depends on (not its tests), mapped
