@@ -6,7 +6,7 @@
 // running operators. It publishes numbers and facts in the shape of
 // schemas/tikv.state.v1.json through the generic runtime in observers, never
 // verdicts; the rule set beside it (rules.yaml, tested by rules_test.yaml,
-// both embedded, see [Files]) judges them.
+// both embedded, see [Rules]) judges them.
 //
 // One poll makes one call per PD endpoint and one query per metric, all at
 // once, whatever the size of the cluster: there is no per-store call and no

@@ -88,9 +88,9 @@ type Observer struct {
 	now    func() time.Time
 }
 
-// NewObserver returns an Observer for cfg, or the errors of cfg.Validate.
+// New returns an Observer for cfg, or the errors of cfg.Validate.
 // This is what `operator observe tikv` and `operator up --pd` build.
-func NewObserver(cfg Config) (*Observer, error) {
+func New(cfg Config) (*Observer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

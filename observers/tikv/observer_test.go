@@ -87,7 +87,7 @@ func newObserver(t *testing.T, c *cluster, promURL string, pdURLs ...string) *ti
 	if len(pdURLs) == 0 {
 		pdURLs = []string{c.URL}
 	}
-	o, err := tikv.NewObserver(tikv.Config{
+	o, err := tikv.New(tikv.Config{
 		PD:         pdapi.Config{URLs: pdURLs, RequestTimeout: 2 * time.Second},
 		Prometheus: tikvmetrics.Config{URL: promURL, Timeout: 2 * time.Second},
 		Now:        c.Now,
@@ -591,7 +591,7 @@ func TestPartialObservations(t *testing.T) {
 	t.Run("cluster not bootstrapped: no stores is a fact", func(t *testing.T) {
 		c := pdfake.New(pdfake.Options{Start: start})
 		srv := c.Start(t)
-		o, err := tikv.NewObserver(tikv.Config{PD: pdapi.Config{URLs: []string{srv.URL}}, Now: c.Now})
+		o, err := tikv.New(tikv.Config{PD: pdapi.Config{URLs: []string{srv.URL}}, Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -627,7 +627,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tikv.NewObserver(tc.cfg)
+			_, err := tikv.New(tc.cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}

@@ -1,23 +1,23 @@
 package tikv
 
-import (
-	"embed"
-	"io/fs"
-)
+import _ "embed"
 
-// Names of the embedded files in [Files].
-const (
-	// RulesFile is the TiKV rule set.
-	RulesFile = "rules.yaml"
-	// RulesTestFile holds the rule set's unit tests, run by `operator rules
-	// test`.
-	RulesTestFile = "rules_test.yaml"
-)
+//go:embed rules.yaml
+var rulesYAML []byte
 
-//go:embed rules.yaml rules_test.yaml
-var files embed.FS
+//go:embed rules_test.yaml
+var rulesTestYAML []byte
 
-// Files returns the embedded rule set (RulesFile) and its tests
-// (RulesTestFile), for a command that runs the TiKV rules without the
-// source tree.
-func Files() fs.FS { return files }
+// RulesFile is the name the embedded rule set is loaded under, so load-time
+// errors point at the file in the repository.
+const RulesFile = "observers/tikv/rules.yaml"
+
+// RulesTestFile is the rule set's unit tests in the repository, run by
+// `operator rules test observers/tikv/rules_test.yaml`.
+const RulesTestFile = "observers/tikv/rules_test.yaml"
+
+// Rules returns the TiKV rule set (rules.yaml) as shipped.
+func Rules() []byte { return append([]byte(nil), rulesYAML...) }
+
+// RulesTest returns the rule set's unit tests (rules_test.yaml) as shipped.
+func RulesTest() []byte { return append([]byte(nil), rulesTestYAML...) }

@@ -3,9 +3,7 @@ package tikv_test
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"os"
-	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -17,7 +15,7 @@ import (
 // TestRuleFile runs rules_test.yaml as `operator rules test` does.
 func TestRuleFile(t *testing.T) {
 	var out bytes.Buffer
-	ok, err := evaluators.RunTests(context.Background(), &out, evaluators.LoadOptions{}, tikv.RulesTestFile)
+	ok, err := evaluators.RunTests(context.Background(), &out, evaluators.LoadOptions{}, "rules_test.yaml")
 	if err != nil || !ok {
 		t.Fatalf("rules test failed (%v):\n%s", err, out.String())
 	}
@@ -27,11 +25,11 @@ func TestRuleFile(t *testing.T) {
 // TestEveryRuleIsTested: every rule of rules.yaml is expected to fire or be
 // pending in at least one test case.
 func TestEveryRuleIsTested(t *testing.T) {
-	sets, err := evaluators.LoadRuleSets(evaluators.LoadOptions{}, tikv.RulesFile)
+	sets, err := evaluators.LoadRuleSets(evaluators.LoadOptions{}, "rules.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(tikv.RulesTestFile)
+	data, err := os.ReadFile("rules_test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +59,7 @@ func TestEveryRuleIsTested(t *testing.T) {
 
 // TestEmbeddedFilesAreTheSourceFiles guards against a stale embed.
 func TestEmbeddedFilesAreTheSourceFiles(t *testing.T) {
-	for _, name := range []string{tikv.RulesFile, tikv.RulesTestFile} {
-		embedded, err := fs.ReadFile(tikv.Files(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for name, embedded := range map[string][]byte{"rules.yaml": tikv.Rules(), "rules_test.yaml": tikv.RulesTest()} {
 		disk, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -74,23 +68,11 @@ func TestEmbeddedFilesAreTheSourceFiles(t *testing.T) {
 			t.Errorf("embedded %s differs from the file", name)
 		}
 	}
-	embedded, err := fs.ReadFile(tikv.Files(), tikv.RulesFile)
+	rs, err := evaluators.ParseRuleSet(tikv.RulesFile, tikv.Rules(), evaluators.LoadOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("embedded rule set: %v", err)
 	}
-	if _, err := evaluators.ParseRuleSet(tikv.RulesFile, embedded, evaluators.LoadOptions{}); err != nil {
-		t.Errorf("embedded rule set: %v", err)
+	if rs.Subject != tikv.Subject {
+		t.Errorf("rules.yaml is for subject %q, want %q", rs.Subject, tikv.Subject)
 	}
-	if !strings.Contains(string(mustRead(t, tikv.RulesFile)), "subject: "+tikv.Subject) {
-		t.Errorf("rules.yaml is not for subject %s", tikv.Subject)
-	}
-}
-
-func mustRead(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
