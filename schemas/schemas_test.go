@@ -191,7 +191,7 @@ func TestObservationStateIsCheckedAgainstTheSubjectSchema(t *testing.T) {
 		"nodes":[{"id":"n1","address":"http://127.0.0.1:8081","state":"up","reachable":true,"redis_up":true,"draining":false,
 		"check_p99_ms":0.8,"redis_p99_ms":0.5,"checks_per_s":100,"denied_per_s":3,"clock_offset_ms":-1,"heartbeat_age_ms":400}],
 		"keys":[{"key":"user:42","limit":100,"window_ms":60000,"algorithm":"gcra","count_by_node":{"n1":42},"drift":0,
-		"allowed_max_window":42,"allowed_last_window":42,"checks_per_s":1,"denied_per_s":0,"ttl_ms":59000}],
+		"allowed_max_window":42,"allowed_last_window":42,"checks_per_s":1,"denied_per_s":0,"ttl_ms":59000,"blocked":false}],
 		"limits":[],"blocks":[],"summary":{"nodes_total":1,"nodes_up":1,"keys_tracked":1,"median_key_checks_per_s":1}}`
 	if err := v.Validate(TypeObservation, []byte(fmt.Sprintf(obs, good))); err != nil {
 		t.Fatalf("good state refused: %v", err)

@@ -75,6 +75,9 @@ type Stack struct {
 
 	mu    sync.Mutex
 	nodes []*Node
+
+	// stopClock ends the embedded store's clock (see runStoreClock).
+	stopClock func()
 }
 
 // Start opens the bus, starts Redis (unless external) and the nodes. Run
@@ -128,6 +131,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, fmt.Errorf("embedded redis: %w", err)
 		}
 		s.RedisURL = "redis://" + s.mini.Addr()
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); runStoreClock(cctx, s.mini) }()
+		s.stopClock = func() { cancel(); <-done }
 	}
 	s.redis, err = ratelimiter.NewRedisClient(s.RedisURL, time.Second)
 	if err != nil {
@@ -276,6 +283,9 @@ func (s *Stack) Close() error {
 	if s.redis != nil {
 		errs = append(errs, s.redis.Close())
 	}
+	if s.stopClock != nil {
+		s.stopClock()
+	}
 	if s.mini != nil {
 		s.mini.Close()
 	}
@@ -283,4 +293,22 @@ func (s *Stack) Close() error {
 		errs = append(errs, s.Bus.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// runStoreClock makes the embedded store's TTLs run down with real time:
+// miniredis only expires keys when fast-forwarded.
+func runStoreClock(ctx context.Context, m *miniredis.Miniredis) {
+	const step = 250 * time.Millisecond
+	tick := time.NewTicker(step)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			m.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }

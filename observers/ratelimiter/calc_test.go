@@ -113,11 +113,15 @@ func TestHotTraffic(t *testing.T) {
 	}
 	k := ht.keys["k"]
 	// A 2s window over 9s and 10s: 50 + 100 allowed (boundary burst).
-	if got := ht.allowedMaxWindow(k, 2000); got != 150 {
+	if got := ht.allowedMaxWindow(k, 2000, 0); got != 150 {
 		t.Errorf("allowedMaxWindow(2s) = %d, want 150", got)
 	}
-	if got := ht.allowedMaxWindow(k, 1000); got != 100 {
+	if got := ht.allowedMaxWindow(k, 1000, 0); got != 100 {
 		t.Errorf("allowedMaxWindow(1s) = %d, want 100", got)
+	}
+	// After a limit change at 9.5s, only windows starting at 10s count.
+	if got := ht.allowedMaxWindow(k, 2000, 9500); got != 100 {
+		t.Errorf("allowedMaxWindow(2s, since 9.5s) = %d, want 100", got)
 	}
 	// The last 2s: buckets 19s and 20s.
 	if got := ht.allowedLastWindow(k, 2000); got != 10 {

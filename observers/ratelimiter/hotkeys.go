@@ -80,14 +80,17 @@ func (ht hotTraffic) windowBuckets(windowMS int64) int64 {
 }
 
 // allowedMaxWindow is the most checks allowed in any span of whole buckets
-// that fits in windowMS.
-func (ht hotTraffic) allowedMaxWindow(t *traffic, windowMS int64) int64 {
+// that fits in windowMS and starts at or after sinceMS (unix ms; 0: any).
+func (ht hotTraffic) allowedMaxWindow(t *traffic, windowMS, sinceMS int64) int64 {
 	if t == nil {
 		return 0
 	}
 	n := ht.windowBuckets(windowMS)
 	var best int64
 	for start := range t.buckets {
+		if start < sinceMS {
+			continue
+		}
 		var sum int64
 		for i := int64(0); i < n; i++ {
 			sum += t.buckets[start+i*ht.bucketMS].Allowed

@@ -161,12 +161,13 @@ func (o *Observer) Observe(ctx context.Context) (observers.State, error) {
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].ID < st.Nodes[j].ID })
 	reachable := reachableClients(nodes)
+	changed := map[string]time.Time{}
 	if len(reachable) > 0 {
-		st.Limits, st.Blocks = o.limitsAndBlocks(ctx, reachable[0], &errs)
+		st.Limits, st.Blocks, changed = o.limitsAndBlocks(ctx, reachable[0], &errs)
 	} else {
 		errs.add("nodes", errors.New("no node reachable"))
 	}
-	st.Keys = o.observeKeys(ctx, mergeHotKeys(hot), st.Limits, reachable, &errs)
+	st.Keys = o.observeKeys(ctx, mergeHotKeys(hot), st.Limits, st.Blocks, changed, reachable, &errs)
 	st.Summary = summarize(st)
 	sort.Slice(errs.errs, func(i, j int) bool { return errs.errs[i].Source < errs.errs[j].Source })
 	return observers.State{Value: st, Errors: errs.errs}, nil
@@ -372,8 +373,9 @@ func reachableClients(nodes []*nodeObs) []*nodeObs {
 	return out
 }
 
-func (o *Observer) limitsAndBlocks(ctx context.Context, n *nodeObs, errs *errList) ([]Limit, []Block) {
-	limits, blocks := []Limit{}, []Block{}
+// limitsAndBlocks also returns when each limit pattern last changed.
+func (o *Observer) limitsAndBlocks(ctx context.Context, n *nodeObs, errs *errList) ([]Limit, []Block, map[string]time.Time) {
+	limits, blocks, changed := []Limit{}, []Block{}, map[string]time.Time{}
 	cctx, cancel := o.timeout(ctx)
 	ll, err := n.client.Limits(cctx)
 	cancel()
@@ -382,6 +384,7 @@ func (o *Observer) limitsAndBlocks(ctx context.Context, n *nodeObs, errs *errLis
 	} else {
 		for _, l := range ll.Limits {
 			limits = append(limits, Limit{Pattern: l.Pattern, Limit: l.Limit, WindowMS: l.WindowMS, Algorithm: l.Algorithm})
+			changed[l.Pattern] = l.UpdatedAt
 		}
 	}
 	cctx, cancel = o.timeout(ctx)
@@ -394,13 +397,18 @@ func (o *Observer) limitsAndBlocks(ctx context.Context, n *nodeObs, errs *errLis
 			blocks = append(blocks, Block{Key: b.Key, TTLMS: b.TTLMS, Reason: b.Reason})
 		}
 	}
-	return limits, blocks
+	return limits, blocks, changed
 }
 
 // observeKeys reads the counters of the busiest keys and of every exactly
 // configured key from every reachable node, so drift between the nodes'
 // views shows.
-func (o *Observer) observeKeys(ctx context.Context, ht hotTraffic, limits []Limit, nodes []*nodeObs, errs *errList) []Key {
+//
+// Over-admission is judged only on traffic since the key's limit last
+// changed: what a previous configuration admitted is history, not a fault of
+// the current one.
+func (o *Observer) observeKeys(ctx context.Context, ht hotTraffic, limits []Limit, blocks []Block, changed map[string]time.Time,
+	nodes []*nodeObs, errs *errList) []Key {
 	names := []string{}
 	seen := map[string]bool{}
 	for _, t := range ht.busiest(o.cfg.MaxKeys) {
@@ -415,14 +423,19 @@ func (o *Observer) observeKeys(ctx context.Context, ht hotTraffic, limits []Limi
 	}
 	sort.Strings(names)
 	keys := make([]Key, len(names))
+	patterns := make([]string, len(names))
 	if len(nodes) == 0 {
 		return []Key{}
+	}
+	blocked := map[string]bool{}
+	for _, b := range blocks {
+		blocked[b.Key] = true
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, name := range names {
-		k := &keys[i]
+		k, pattern := &keys[i], &patterns[i]
 		k.Key, k.CountByNode, k.TTLMS = name, map[string]float64{}, -2
 		for _, n := range nodes {
 			g.Go(func() error {
@@ -436,20 +449,26 @@ func (o *Observer) observeKeys(ctx context.Context, ht hotTraffic, limits []Limi
 				mu.Lock()
 				defer mu.Unlock()
 				k.CountByNode[n.node.ID] = float64(c.Count)
-				k.Limit, k.WindowMS, k.Algorithm, k.TTLMS = c.Limit, c.WindowMS, c.Algorithm, c.TTLMS
+				k.Limit, k.WindowMS, k.Algorithm, k.TTLMS, *pattern = c.Limit, c.WindowMS, c.Algorithm, c.TTLMS, c.Pattern
+				k.Blocked = k.Blocked || c.Blocked
 				return nil
 			})
 		}
 	}
 	_ = g.Wait() // errors are recorded per counter
 	out := make([]Key, 0, len(keys))
-	for _, k := range keys {
+	for i, k := range keys {
 		if k.Algorithm == "" { // no node answered for this key
 			continue
 		}
 		t := ht.keys[k.Key]
+		k.Blocked = k.Blocked || blocked[k.Key]
 		k.Drift = drift(k.CountByNode)
-		k.AllowedMaxWindow = ht.allowedMaxWindow(t, k.WindowMS)
+		var since int64
+		if at, ok := changed[patterns[i]]; ok && !at.IsZero() {
+			since = at.UnixMilli()
+		}
+		k.AllowedMaxWindow = ht.allowedMaxWindow(t, k.WindowMS, since)
 		k.AllowedLastWindow = ht.allowedLastWindow(t, k.WindowMS)
 		k.ChecksPerS, k.DeniedPerS = ht.rates(t)
 		out = append(out, k)

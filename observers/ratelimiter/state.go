@@ -61,6 +61,7 @@ type Key struct {
 	ChecksPerS        float64            `json:"checks_per_s"`
 	DeniedPerS        float64            `json:"denied_per_s"`
 	TTLMS             int64              `json:"ttl_ms"`
+	Blocked           bool               `json:"blocked"`
 }
 
 // Limit is a configured limit.
