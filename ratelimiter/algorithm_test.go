@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+	"github.com/operator-dev/operator/internal/redistest"
 )
 
 // step is one check in an algorithm scenario, after advancing the node clock.

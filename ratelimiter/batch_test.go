@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+	"github.com/operator-dev/operator/internal/redistest"
 )
 
 var echoScript = redis.NewScript(`return {tonumber(ARGV[1]), redis.call('INCR', KEYS[1])}`)

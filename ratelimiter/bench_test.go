@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+	"github.com/operator-dev/operator/internal/redistest"
 )
 
 // BenchmarkCheck measures one decision per algorithm through go-redis

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+	"github.com/operator-dev/operator/internal/redistest"
 )
 
 // testClock is a settable node clock.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/bench"
-	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+	"github.com/operator-dev/operator/internal/redistest"
 )
 
 func TestRunAgainstNodes(t *testing.T) {

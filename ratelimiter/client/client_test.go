@@ -12,7 +12,7 @@ import (
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/api"
 	"github.com/operator-dev/operator/ratelimiter/client"
-	"github.com/operator-dev/operator/ratelimiter/internal/redistest"
+	"github.com/operator-dev/operator/internal/redistest"
 )
 
 // startServer runs a real node on a real redis-server and returns a client
