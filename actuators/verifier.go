@@ -135,7 +135,7 @@ func (w *Worker) verify(ctx, run context.Context, m *Delivery, a *Action, res sc
 			cancel()
 		}
 	})
-	if terr != nil {
+	if terr != nil && vctx.Err() == nil {
 		return schemas.ActionVerification{}, fmt.Errorf("read observations of %s/%s: %w", res.Subject, res.Instance, terr)
 	}
 	mu.Lock()

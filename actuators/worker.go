@@ -335,46 +335,32 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 		return stop(v, schemas.OutcomeRejected, "kill switch engaged for %s by %s at %s: %s", scope, ks.By,
 			ks.At.UTC().Format(time.RFC3339), orNone(ks.Reason))
 	}
-	// 3. Mode.
+	// 3. Mode. Observe mode runs the read-only part of the next gates, so
+	// what it records is what execute mode would do.
 	if w.cfg.Mode != schemas.ModeExecute {
-		note := ""
-		if a.RequiresApproval {
-			note = " (after approval)"
+		what := fmt.Sprintf("%s%s on %s/%s", a.Name, formatParams(req.Params), req.Subject, req.Instance)
+		_, reason, _, err := w.checkPreconditions(ctx, req, a, now)
+		switch {
+		case err != nil:
+			return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s (later gates not checked: %v)", what, err)
+		case reason != "":
+			return stop(v, schemas.OutcomeSkipped, "observe mode: would not run %s: %s", what, reason)
+		case a.RequiresApproval:
+			return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s after approval", what)
 		}
-		return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s%s on %s/%s%s", a.Name, formatParams(req.Params),
-			req.Subject, req.Instance, note)
+		return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s", what)
 	}
-	// 4. Precondition: the target is concrete, the request is fresh and
-	// its violation still fires.
-	target, err := a.TargetOf(req.Params)
-	if err != nil {
-		return stop(v, schemas.OutcomeRejected, "precondition: %v", err)
-	}
-	v.target = target
-	if age := now.Sub(req.RequestedAt); !a.RequiresApproval && age > w.cfg.MaxRequestAge {
-		return stop(v, schemas.OutcomeSkipped, "precondition: stale request: made at %s, %s ago (max %s)",
-			req.RequestedAt.UTC().Format(time.RFC3339), age.Round(time.Second), w.cfg.MaxRequestAge)
-	}
-	if req.Violation != nil {
-		refusal, err := w.violationFiring(ctx, *req.Violation)
-		if err != nil {
-			return v, err
-		}
-		if refusal != "" {
-			return stop(v, schemas.OutcomeSkipped, "precondition: %s", refusal)
-		}
-	}
-	// 5. Cooldown and budget (a check; the charge is made once approval,
-	// if needed, is given).
-	entry := budgetEntry{RequestID: req.ID, Kind: chargeAction, Instance: req.Instance, Action: a.Name, Target: target}
-	refusal, remaining, err := w.budgets.check(ctx, req.Subject, entry, a.Cooldown, now)
+	// 4. and 5. Precondition, cooldown and budget (a check; the budget is
+	// charged once approval, if needed, is given).
+	outcome, reason, target, err := w.checkPreconditions(ctx, req, a, now)
 	if err != nil {
 		return v, err
 	}
-	w.metrics.budget.WithLabelValues(req.Subject).Set(float64(remaining))
-	if refusal != "" {
-		return stop(v, schemas.OutcomeRejected, "%s", refusal)
+	if outcome != "" {
+		return stop(v, outcome, "%s", reason)
 	}
+	v.target = target
+	entry := budgetEntry{RequestID: req.ID, Kind: chargeAction, Instance: req.Instance, Action: a.Name, Target: target}
 	// 6. Approval.
 	if a.RequiresApproval {
 		outcome, reason, created, err := w.approval(ctx, req, corr, a, now)
@@ -386,7 +372,9 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 			return stop(v, outcome, "%s", reason)
 		}
 	}
-	refusal, remaining, err = w.budgets.reserve(ctx, req.Subject, entry, a.Cooldown, now)
+	// The charge re-checks cooldown and budget by compare-and-swap, so
+	// replicas admitting concurrently never overspend.
+	refusal, remaining, err := w.budgets.reserve(ctx, req.Subject, entry, a.Cooldown, now)
 	if err != nil {
 		return v, err
 	}
@@ -395,6 +383,40 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 		return stop(v, schemas.OutcomeRejected, "%s", refusal)
 	}
 	return v, nil
+}
+
+// checkPreconditions runs gates 4 and 5 without changing anything: the
+// target is concrete, the request is fresh, its violation still fires in
+// the same episode, the target is not cooling down and the subject's budget
+// has room. It returns the outcome and reason of the first that refuses.
+func (w *Worker) checkPreconditions(ctx context.Context, req schemas.ActionRequest, a *Action, now time.Time) (outcome, reason, target string, err error) {
+	target, err = a.TargetOf(req.Params)
+	if err != nil {
+		return schemas.OutcomeRejected, fmt.Sprintf("precondition: %v", err), "", nil
+	}
+	if age := now.Sub(req.RequestedAt); !a.RequiresApproval && age > w.cfg.MaxRequestAge {
+		return schemas.OutcomeSkipped, fmt.Sprintf("precondition: stale request: made at %s, %s ago (max %s)",
+			req.RequestedAt.UTC().Format(time.RFC3339), age.Round(time.Second), w.cfg.MaxRequestAge), target, nil
+	}
+	if req.Violation != nil {
+		refusal, err := w.violationFiring(ctx, *req.Violation)
+		if err != nil {
+			return "", "", target, err
+		}
+		if refusal != "" {
+			return schemas.OutcomeSkipped, "precondition: " + refusal, target, nil
+		}
+	}
+	entry := budgetEntry{RequestID: req.ID, Kind: chargeAction, Instance: req.Instance, Action: a.Name, Target: target}
+	refusal, remaining, err := w.budgets.check(ctx, req.Subject, entry, a.Cooldown, now)
+	if err != nil {
+		return "", "", target, err
+	}
+	w.metrics.budget.WithLabelValues(req.Subject).Set(float64(remaining))
+	if refusal != "" {
+		return schemas.OutcomeRejected, refusal, target, nil
+	}
+	return "", "", target, nil
 }
 
 // violationFiring reports why the violation behind a request no longer

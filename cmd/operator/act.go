@@ -23,6 +23,7 @@ import (
 	"github.com/operator-dev/operator/actuators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/eventlog"
+	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -195,7 +196,7 @@ func waitForOutcome(ctx context.Context, b *bus.Bus, out io.Writer, id string, s
 			cancel()
 		}
 	})
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		return err
 	}
 	if final == nil {
@@ -446,12 +447,12 @@ func newActionsShowCmd() *cobra.Command {
 			printJSON(out, "awaiting approval", h.awaiting)
 			printJSON(out, "result", h.result)
 			printJSON(out, "verification", h.verification)
-			if ledger, err := controlStore(cmd.Context(), b, schemas.BucketActuatorLedger); err == nil {
+			if ledger, err := stack.ControlStore(cmd.Context(), b, schemas.BucketActuatorLedger); err == nil {
 				if entry, err := actuators.ReadLedger(cmd.Context(), ledger, h.id); err == nil {
 					printJSON(out, "ledger", &entry)
 				}
 			}
-			if control, err := controlStore(cmd.Context(), b, schemas.BucketControl); err == nil {
+			if control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl); err == nil {
 				if list, err := actuators.ListApprovals(cmd.Context(), control); err == nil {
 					for _, a := range list {
 						if a.RequestID == h.id {
@@ -555,7 +556,7 @@ its precondition and the budget before it executes. Approvals expire.`,
 				return err
 			}
 			defer b.Close()
-			control, err := controlStore(cmd.Context(), b, schemas.BucketControl)
+			control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl)
 			if err != nil {
 				return err
 			}
@@ -631,7 +632,7 @@ func newKillSwitchCmd(engage bool) *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			control, err := controlStore(cmd.Context(), b, schemas.BucketControl)
+			control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl)
 			if err != nil {
 				return err
 			}
@@ -678,7 +679,7 @@ func newControlStatusCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			control, err := controlStore(cmd.Context(), b, schemas.BucketControl)
+			control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl)
 			if err != nil {
 				return err
 			}
