@@ -18,7 +18,9 @@ import (
 
 	"github.com/operator-dev/operator/actuators"
 	actratelimiter "github.com/operator-dev/operator/actuators/ratelimiter"
-	"github.com/operator-dev/operator/internal/bus"
+	acttikv "github.com/operator-dev/operator/actuators/tikv"
+	"github.com/operator-dev/operator/internal/pdapi"
+	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/ratelimiter/client"
 	"github.com/operator-dev/operator/schemas"
 )
@@ -44,6 +46,7 @@ type subjectFlags struct {
 	names            []string
 	ratelimiterURLs  []string
 	ratelimiterToken string
+	pdURLs           []string
 }
 
 func addSubjectFlags(cmd *cobra.Command, f *subjectFlags) {
@@ -51,6 +54,7 @@ func addSubjectFlags(cmd *cobra.Command, f *subjectFlags) {
 	fs.StringSliceVar(&f.names, "subjects", []string{actratelimiter.Name}, "subjects to act on (comma-separated): "+strings.Join(knownActuatorSubjects(), ", "))
 	fs.StringSliceVar(&f.ratelimiterURLs, "ratelimiter-url", nil, "base URL of rate limiter nodes (comma-separated; any node can act for all)")
 	fs.StringVar(&f.ratelimiterToken, "ratelimiter-token", "", "bearer token of the rate limiter's management API")
+	fs.StringSliceVar(&f.pdURLs, "pd-url", nil, "PD URLs of the TiKV cluster (comma-separated; any member can act)")
 }
 
 func newActuateCmd() *cobra.Command {
@@ -129,7 +133,7 @@ func runActuate(ctx context.Context, f actuateFlags) error {
 			log.Warn("closing nats", "error", err)
 		}
 	}()
-	deps, err := actuatorDeps(ctx, b, subjects)
+	deps, err := stack.ActuatorDeps(ctx, b, subjects)
 	if err != nil {
 		return err
 	}
@@ -168,7 +172,7 @@ func runActuate(ctx context.Context, f actuateFlags) error {
 
 // knownActuatorSubjects are the subjects this binary has an action catalog
 // and executor for.
-func knownActuatorSubjects() []string { return []string{actratelimiter.Name} }
+func knownActuatorSubjects() []string { return []string{actratelimiter.Name, acttikv.Name} }
 
 // actuatorCatalogs returns the action catalog of every known subject.
 func actuatorCatalogs() (map[string]*actuators.Catalog, error) {
@@ -176,7 +180,11 @@ func actuatorCatalogs() (map[string]*actuators.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]*actuators.Catalog{actratelimiter.Name: cat}, nil
+	tikvCat, err := acttikv.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]*actuators.Catalog{actratelimiter.Name: cat, acttikv.Name: tikvCat}, nil
 }
 
 // actuatorSubjects registers the selected subjects: each one's catalog and,
@@ -219,52 +227,24 @@ func actuatorSubjects(f subjectFlags, execute bool) (map[string]actuators.Subjec
 				return nil, err
 			}
 			s.Executor = e
+		case acttikv.Name:
+			if len(f.pdURLs) == 0 {
+				if execute {
+					return nil, errors.New("--mode execute on TiKV needs --pd-url")
+				}
+				break
+			}
+			pd, err := pdapi.New(pdapi.Config{URLs: f.pdURLs})
+			if err != nil {
+				return nil, fmt.Errorf("--pd-url: %w", err)
+			}
+			if s.Executor, err = acttikv.NewExecutor(pd); err != nil {
+				return nil, err
+			}
 		}
 		out[name] = s
 	}
 	return out, nil
-}
-
-// actuatorDeps opens the actuator's buckets and adapts the bus.
-func actuatorDeps(ctx context.Context, b *bus.Bus, subjects map[string]actuators.Subject) (actuators.Deps, error) {
-	d := actuators.Deps{Bus: actuatorBus{b}, Subjects: subjects}
-	var err error
-	if d.Alerts, err = controlStore(ctx, b, schemas.BucketEvaluatorState); err != nil {
-		return d, err
-	}
-	if d.Ledger, err = controlStore(ctx, b, schemas.BucketActuatorLedger); err != nil {
-		return d, err
-	}
-	d.Control, err = controlStore(ctx, b, schemas.BucketControl)
-	return d, err
-}
-
-// controlStore opens a bucket with the errors the actuators package matches.
-func controlStore(ctx context.Context, b *bus.Bus, bucket string) (actuators.ControlStore, error) {
-	kv, err := b.KV(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	return actuators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict), nil
-}
-
-// actuatorBus adapts internal/bus to actuators.Bus.
-type actuatorBus struct{ *bus.Bus }
-
-// Consume runs a durable consumer for the actuator.
-func (a actuatorBus) Consume(ctx context.Context, spec actuators.ConsumerSpec, h actuators.Handler) error {
-	cfg := bus.ConsumerConfig{
-		Stream: spec.Stream, Durable: spec.Name, Description: spec.Description,
-		FilterSubjects: []string{spec.Filter}, MaxDeliver: spec.MaxDeliver, AckWait: spec.AckWait,
-		Backoff: spec.Backoff, Workers: spec.Workers, HandleTimeout: spec.HandleTimeout,
-	}
-	return a.Bus.Consume(ctx, cfg, func(ctx context.Context, m *bus.Message) error {
-		err := h(ctx, &actuators.Delivery{Event: m.Event, NumDelivered: m.NumDelivered, InProgress: m.InProgress})
-		if errors.Is(err, actuators.ErrPermanent) {
-			return bus.Permanent(err)
-		}
-		return err
-	})
 }
 
 // sortedKeys returns the keys of m in order.

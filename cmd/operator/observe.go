@@ -19,7 +19,7 @@ func newObserveCmd() *cobra.Command {
 		Use:   "observe",
 		Short: "Observe a subject and publish its observations",
 	}
-	cmd.AddCommand(newObserveRatelimiterCmd())
+	cmd.AddCommand(newObserveRatelimiterCmd(), newObserveTikvCmd())
 	return cmd
 }
 
