@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/internal/redistest"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/api"
 	"github.com/operator-dev/operator/ratelimiter/client"
@@ -73,20 +73,13 @@ func (n *node) setFail(f func(r *http.Request) int) {
 	n.mu.Unlock()
 }
 
-// startNodes starts count real nodes sharing one Redis-compatible store
-// (miniredis here: no process is started under actuators/; the end-to-end
-// test of `operator actuate` runs the same nodes on a real redis-server).
-func startNodes(t *testing.T, count int, token string) []*node {
+// startNodes starts count real nodes sharing the Redis server at addr.
+func startNodes(t *testing.T, addr string, count int, token string) []*node {
 	t.Helper()
-	mr := miniredis.NewMiniRedis()
-	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mr.Close)
 	var nodes []*node
 	for i := range count {
 		n := &node{id: fmt.Sprintf("n%d", i+1)}
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 		t.Cleanup(func() { _ = rdb.Close() })
 		l, err := ratelimiter.New(rdb, ratelimiter.Config{NodeID: n.id, RedisTimeout: 2 * time.Second,
 			DefaultLimit: 5, DefaultWindow: time.Minute, DefaultAlgorithm: ratelimiter.Algorithm(api.AlgorithmFixedWindow)})
@@ -158,10 +151,17 @@ func execute(t *testing.T, e *Executor, req schemas.ActionRequest) (schemas.Acti
 	return e.Execute(ctx, req)
 }
 
-// TestExecutorActions runs every action against real nodes and checks its
-// effect through the API.
+// TestExecutorActions runs every action against real nodes, on miniredis
+// (the embedded store) and on a real redis-server, and checks its effect
+// through the API.
 func TestExecutorActions(t *testing.T) {
-	nodes := startNodes(t, 2, "s3cret")
+	for _, backend := range redistest.Backends() {
+		t.Run(backend.Name, func(t *testing.T) { testExecutorActions(t, backend.Start(t)) })
+	}
+}
+
+func testExecutorActions(t *testing.T, addr string) {
+	nodes := startNodes(t, addr, 2, "s3cret")
 	e, err := NewExecutor(nodes[0].client, nodes[1].client)
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +305,13 @@ func TestExecutorActions(t *testing.T) {
 // TestExecutorErrors checks how the API's failures are classified: the
 // worker retries only what is transient.
 func TestExecutorErrors(t *testing.T) {
-	nodes := startNodes(t, 1, "s3cret")
+	for _, backend := range redistest.Backends() {
+		t.Run(backend.Name, func(t *testing.T) { testExecutorErrors(t, backend.Start(t)) })
+	}
+}
+
+func testExecutorErrors(t *testing.T, addr string) {
+	nodes := startNodes(t, addr, 1, "s3cret")
 	closed := closedURL(t)
 	tests := []struct {
 		name          string
