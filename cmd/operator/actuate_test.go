@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,51 +15,15 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/operator-dev/operator/actuators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/bus/bustest"
+	"github.com/operator-dev/operator/internal/redistest"
+	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/schemas"
 )
-
-// startRedisServer runs a real redis-server on a free loopback port until the
-// test ends. Without redis-server the test is skipped, or fails under CI=true.
-func startRedisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server not found; CI must install it: %v", err)
-		}
-		t.Skipf("redis-server not found: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
-	defer func() { _ = c.Close() }()
-	bustest.Eventually(t, 10*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	}, "redis-server answers PING")
-	return "redis://" + addr
-}
 
 // countingNode is a real rate limiter node that records its mutating API
 // calls and can answer them with an injected status instead.
@@ -139,7 +99,7 @@ var requestIDRE = regexp.MustCompile(`id (act-[0-9a-f]+)`)
 // real rate limiter nodes on a real redis-server, and drives it with the
 // commands a person uses.
 func TestActuateEndToEnd(t *testing.T) {
-	redisURL := startRedisServer(t)
+	redisURL := redistest.Start(t).URL()
 	n1 := startCountingNode(t, "n1", redisURL, "tok")
 	n2 := startCountingNode(t, "n2", redisURL, "tok")
 	b := bustest.New(t, bustest.WithListener)
@@ -300,7 +260,7 @@ func TestActuateEndToEnd(t *testing.T) {
 // `operator actuate` wires it right after the rate limiter acted, then lets a
 // second one take the redelivered request: the node sees one call.
 func TestCrashAfterTheAPICallWithRealNodes(t *testing.T) {
-	redisURL := startRedisServer(t)
+	redisURL := redistest.Start(t).URL()
 	n1 := startCountingNode(t, "n1", redisURL, "")
 	b := bustest.New(t, bustest.WithListener)
 	ctx := bustest.Context(t, time.Minute)
@@ -308,7 +268,7 @@ func TestCrashAfterTheAPICallWithRealNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, err := actuatorDeps(ctx, b, subjects)
+	deps, err := stack.ActuatorDeps(ctx, b, subjects)
 	if err != nil {
 		t.Fatal(err)
 	}
