@@ -17,8 +17,9 @@ func newLoadgenCmd() *cobra.Command {
 		Long: `Send open-loop traffic (a fixed rate, whatever the latency) spread over the
 targets, and print allowed, denied and failed checks every second.
 Patterns: steady (even over --keys keys), hotkey (half the rate on one key),
-boundary (steady, plus a burst on --burst-key just before and just after
-every --window boundary: a fixed window admits both bursts).`,
+boundary (only bursts on --burst-key, just before and just after every end
+of its --window: a fixed window admits both; run a steady loadgen beside it
+for background traffic).`,
 		Example: `  operator loadgen --targets http://127.0.0.1:8081,http://127.0.0.1:8082 --rps 200 --keys 20 --duration 30s
   operator loadgen --targets http://127.0.0.1:8081 --pattern hotkey --rps 400
   operator loadgen --targets http://127.0.0.1:8081 --pattern boundary --burst-key burst:1 --burst 50 --window 10s`,

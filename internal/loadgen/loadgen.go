@@ -27,9 +27,9 @@ const (
 	Steady Pattern = "steady"
 	// HotKey sends half of RPS to HotKey and the rest over Keys keys.
 	HotKey Pattern = "hotkey"
-	// Boundary sends steady traffic plus, around every boundary of Window,
-	// a burst of Burst checks on BurstKey just before it and another just
-	// after: a fixed window admits both.
+	// Boundary sends, around every end of BurstKey's window, a burst of
+	// Burst checks just before it and another just after: a fixed window
+	// admits both. It sends nothing else (RPS and Keys are not used).
 	Boundary Pattern = "boundary"
 )
 
@@ -228,6 +228,9 @@ loop:
 				report(s)
 			}
 		case <-ticker.C:
+			if cfg.Pattern == Boundary {
+				continue
+			}
 			owed += perTick
 			for ; owed >= 1; owed-- {
 				i++

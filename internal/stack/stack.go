@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -13,11 +14,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/operator-dev/operator/actuators"
+	actratelimiter "github.com/operator-dev/operator/actuators/ratelimiter"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/observers"
 	rlobs "github.com/operator-dev/operator/observers/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter"
+	"github.com/operator-dev/operator/ratelimiter/client"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -43,6 +47,9 @@ type Config struct {
 	// RedisURL uses a real Redis; empty starts an embedded
 	// Redis-compatible store on a loopback port.
 	RedisURL string
+	// RedisProcess, when set, stops and starts the Redis at RedisURL for
+	// fault injection (tests that own a redis-server process).
+	RedisProcess RedisProcess
 	// Nodes is the number of rate limiter nodes (0: DefaultNodes).
 	Nodes int
 	// NodeListen is the host:port of the first node; the others take the
@@ -58,6 +65,9 @@ type Config struct {
 	Interval time.Duration
 	// Evaluator configures the rule engine.
 	Evaluator evaluators.Config
+	// Actuator configures the actuator; its Mode defaults to execute here,
+	// since the stack owns its sandbox.
+	Actuator actuators.Config
 	// RuleFiles replace the shipped rule sets when given.
 	RuleFiles []string
 	Logger    *slog.Logger
@@ -175,6 +185,10 @@ func (s *Stack) NodeURLs() []string {
 	return out
 }
 
+// AdminRedis is a client of the limiter's Redis for fault injection and
+// inspection; the stack closes it.
+func (s *Stack) AdminRedis() *redis.Client { return s.redis }
+
 // Instance is the rate limiter instance name in subjects.
 func (s *Stack) Instance() string { return s.cfg.Instance }
 
@@ -211,7 +225,52 @@ func (s *Stack) Run(ctx context.Context) error {
 			Interval: s.cfg.Interval, Logger: s.log.With("component", "observer")}, src)
 	})
 	g.Go(func() error { return RunEvaluator(gctx, s.Bus, sets, ec, 1) })
+	subjects, err := s.actuatorSubjects()
+	if err != nil {
+		return err
+	}
+	ac := s.cfg.Actuator
+	if ac.Mode == "" {
+		ac.Mode = schemas.ModeExecute
+	}
+	if ac.Logger == nil {
+		ac.Logger = s.log.With("component", "actuator")
+	}
+	ac.SubjectPrefix = s.Bus.Subjects().Prefix
+	g.Go(func() error { return RunActuator(gctx, s.Bus, ac, subjects) })
 	return g.Wait()
+}
+
+func (s *Stack) actuatorSubjects() (map[string]actuators.Subject, error) {
+	cat, err := actratelimiter.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	var clients []*client.Client
+	hc := &http.Client{}
+	for _, u := range s.NodeURLs() {
+		c, err := client.New(u, hc)
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c.WithToken(s.cfg.Token))
+	}
+	exec, err := actratelimiter.NewExecutor(clients...)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]actuators.Subject{actratelimiter.Name: {Catalog: cat, Executor: exec}}, nil
+}
+
+// Approve approves a request awaiting approval, as `operator approve` does.
+func (s *Stack) Approve(ctx context.Context, requestID, by string) error {
+	control, err := ControlStore(ctx, s.Bus, schemas.BucketControl)
+	if err != nil {
+		return err
+	}
+	_, err = actuators.Decide(ctx, control, s.Bus, s.Bus.Subjects(), requestID,
+		actuators.Decision{Approve: true, By: by, Reason: "approved by " + by, Source: "/cli/" + by}, time.Now())
+	return err
 }
 
 // KillNode stops node id (it stops heartbeating and serving).
@@ -252,6 +311,12 @@ func (s *Stack) node(id string) *Node {
 	return nil
 }
 
+// RedisProcess stops and starts a Redis server this process owns.
+type RedisProcess interface {
+	Stop() error
+	Start() error
+}
+
 // ErrExternalRedis is returned by fault injections that need the embedded
 // store.
 var ErrExternalRedis = errors.New("only the embedded Redis can be stopped from here; use CLIENT PAUSE on a real one")
@@ -259,6 +324,9 @@ var ErrExternalRedis = errors.New("only the embedded Redis can be stopped from h
 // StopRedis stops the embedded Redis; StartRedis brings it back on the
 // same address with its data.
 func (s *Stack) StopRedis() error {
+	if s.cfg.RedisProcess != nil {
+		return s.cfg.RedisProcess.Stop()
+	}
 	if s.mini == nil {
 		return ErrExternalRedis
 	}
@@ -268,6 +336,9 @@ func (s *Stack) StopRedis() error {
 
 // StartRedis restarts the embedded Redis after StopRedis.
 func (s *Stack) StartRedis() error {
+	if s.cfg.RedisProcess != nil {
+		return s.cfg.RedisProcess.Start()
+	}
 	if s.mini == nil {
 		return ErrExternalRedis
 	}
