@@ -139,4 +139,3 @@ func resultJSON(r scenario.Result) map[string]any {
 	}
 	return m
 }
-
