@@ -89,7 +89,7 @@ type Observer struct {
 }
 
 // New returns an Observer for cfg, or the errors of cfg.Validate.
-// This is what `operator observe tikv` and `operator up --pd` build.
+// `operator observe tikv` builds one from its flags.
 func New(cfg Config) (*Observer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
