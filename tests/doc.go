@@ -1,5 +1,5 @@
-// Package tests holds Operator's end-to-end tests, which run several
-// components together on a real embedded NATS JetStream, and the tests that
-// guard the architecture (which packages may import which). It has no code
-// of its own beyond tests and is imported by nothing.
+// Package tests holds Operator's end-to-end tests: every fault scenario run
+// against a real redis-server and an embedded NATS server with the whole
+// pipeline, replays of recorded scenario runs against golden outputs, and the
+// import rules of the core packages.
 package tests

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -20,6 +22,7 @@ func newDemoCmd() *cobra.Command {
 		redisURL string
 		asJSON   bool
 		verbose  bool
+		record   string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo SCENARIO|all",
@@ -53,23 +56,38 @@ Scenarios: ` + strings.Join(scenario.Names(), ", "),
 			if verbose {
 				cfg.Logger = slog.Default()
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg, scs, asJSON)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg, scs, asJSON, record)
 		},
 	}
 	cmd.Flags().StringVar(&redisURL, "redis", "", "run the nodes on this Redis instead of the embedded store")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON lines after the timelines")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "also print the components' logs")
+	cmd.Flags().StringVar(&record, "record", "", "write each scenario's observations to DIR/ratelimiter-<scenario>.jsonl")
 	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, cfg stack.Config, scs []scenario.Scenario, asJSON bool) error {
+func runDemo(ctx context.Context, out io.Writer, cfg stack.Config, scs []scenario.Scenario, asJSON bool, record string) error {
 	var results []scenario.Result
 	failed := 0
 	for _, sc := range scs {
 		fmt.Fprintf(out, "\n== %s: %s\n", sc.Name, sc.Description)
+		var opts scenario.Options
+		var f *os.File
+		if record != "" {
+			var err error
+			if f, err = os.Create(filepath.Join(record, "ratelimiter-"+sc.Name+".jsonl")); err != nil {
+				return err
+			}
+			opts.RecordTo = f
+		}
 		sctx, cancel := context.WithTimeout(ctx, scenario.Deadline(sc))
-		res := scenario.RunFresh(sctx, cfg, sc, out)
+		res := scenario.RunFresh(sctx, cfg, sc, out, opts)
 		cancel()
+		if f != nil {
+			if err := f.Close(); err != nil {
+				return err
+			}
+		}
 		if !res.OK() {
 			failed++
 			fmt.Fprintf(out, "  FAILED: %v\n", res.Err)

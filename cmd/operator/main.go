@@ -7,12 +7,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
+	// go-redis logs dial failures on its own logger; they repeat what the
+	// components already report (Redis down), so they go to debug.
+	redis.SetLogger(redisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
@@ -27,6 +33,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "operator:", err)
 		os.Exit(1)
 	}
+}
+
+// redisLog forwards go-redis's internal log lines to slog at debug level.
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
 // exitError asks main to exit with a specific code, optionally printing msg.

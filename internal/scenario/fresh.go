@@ -9,7 +9,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/stack"
+	"github.com/operator-dev/operator/schemas"
 	"github.com/operator-dev/operator/ratelimiter"
 )
 
@@ -26,9 +28,16 @@ func StackConfig() stack.Config {
 	}
 }
 
+// Options adjust RunFresh.
+type Options struct {
+	// RecordTo, when set, receives the observations of the run as a
+	// JSON-lines recording (see operator record), for replay tests.
+	RecordTo io.Writer
+}
+
 // RunFresh starts a stack from cfg, runs sc on it and tears it down, so
 // scenarios never see each other's state.
-func RunFresh(ctx context.Context, cfg stack.Config, sc Scenario, out io.Writer) Result {
+func RunFresh(ctx context.Context, cfg stack.Config, sc Scenario, out io.Writer, opts Options) Result {
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return Result{Scenario: sc.Name, Rule: sc.Rule, Action: sc.Action, Err: fmt.Errorf("start stack: %w", err)}
@@ -52,6 +61,15 @@ func RunFresh(ctx context.Context, cfg stack.Config, sc Scenario, out io.Writer)
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		res.Err = errors.Join(res.Err, err)
+	}
+	if opts.RecordTo != nil {
+		w := bus.NewRecordWriter(opts.RecordTo)
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer rcancel()
+		if _, err := s.Bus.Record(rctx, schemas.StreamObservations, time.Time{}, w); err != nil {
+			res.Err = errors.Join(res.Err, fmt.Errorf("record observations: %w", err))
+		}
+		res.Err = errors.Join(res.Err, w.Flush())
 	}
 	return res
 }

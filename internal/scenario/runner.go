@@ -140,7 +140,9 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 	defer deadline.Stop()
 	var undoTimer <-chan time.Time
 	var episode string
-	for !res.Resolved {
+	// Done when the violation resolved and, for a repair, its verification
+	// is in: a repair can resolve the violation before it is verified.
+	for !res.Resolved || (sc.Action != "" && res.Verified == nil) {
 		select {
 		case <-ctx.Done():
 			res.Err = errors.Join(res.Err, ctx.Err())
@@ -187,10 +189,13 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 			}
 		}
 	}
-	doUndo("the violation resolved")
+	doUndo("the scenario is over")
 	stopLoad()
 	if !res.Fired || (sc.Action != "" && (res.Outcome != schemas.OutcomeSucceeded || res.Verified == nil || !*res.Verified)) {
 		res.Err = errors.Join(res.Err, r.missing(sc, res))
+	}
+	if res.Fired && sc.Detect > 0 && res.TTD > sc.Detect {
+		res.Err = errors.Join(res.Err, fmt.Errorf("%s took %.1fs to fire, over its bound of %s", sc.Rule, res.TTD.Seconds(), sc.Detect))
 	}
 	if len(res.Unexpected) > 0 {
 		res.Err = errors.Join(res.Err, fmt.Errorf("unexpected rules fired: %s", strings.Join(res.Unexpected, ", ")))

@@ -42,6 +42,9 @@ type Scenario struct {
 	Setup func(ctx context.Context, e *Env) error
 	// Inject causes the fault.
 	Inject func(ctx context.Context, e *Env) (Undo, error)
+	// Detect bounds the time to detect: the rule's grace period plus the
+	// time the fault takes to show in the observations.
+	Detect time.Duration
 	// Deadline bounds the time from injection to resolution.
 	Deadline time.Duration
 }
@@ -73,6 +76,7 @@ func All() []Scenario {
 				}
 				return func(ctx context.Context) error { return e.Proc.RestartNode(ctx, id) }, nil
 			},
+			Detect:   15 * time.Second,
 			Deadline: 60 * time.Second,
 		},
 		{
@@ -94,6 +98,7 @@ func All() []Scenario {
 				}
 				return func(ctx context.Context) error { return e.Redis.Do(ctx, "CLIENT", "UNPAUSE").Err() }, nil
 			},
+			Detect:   15 * time.Second,
 			Deadline: 60 * time.Second,
 		},
 		{
@@ -106,6 +111,7 @@ func All() []Scenario {
 			Inject: func(ctx context.Context, e *Env) (Undo, error) {
 				return chaosAll(ctx, e, api.Chaos{RedisDelayMS: 25})
 			},
+			Detect:   50 * time.Second,
 			Deadline: 90 * time.Second,
 		},
 		{
@@ -127,6 +133,7 @@ func All() []Scenario {
 					return errors.Join(err1, err2)
 				}, nil
 			},
+			Detect:   15 * time.Second,
 			Deadline: 60 * time.Second,
 		},
 		{
@@ -148,6 +155,7 @@ func All() []Scenario {
 				}
 				return func(ctx context.Context) error { _, err := c.ClearChaos(ctx); return err }, nil
 			},
+			Detect:   25 * time.Second,
 			Deadline: 60 * time.Second,
 		},
 		{
@@ -166,6 +174,7 @@ func All() []Scenario {
 				// running; nothing more to inject.
 				return nil, nil
 			},
+			Detect:   20 * time.Second,
 			Deadline: 60 * time.Second,
 		},
 		{
@@ -179,6 +188,7 @@ func All() []Scenario {
 			Inject: func(ctx context.Context, e *Env) (Undo, error) {
 				return nil, nil // the traffic shape is the fault
 			},
+			Detect:   50 * time.Second,
 			Deadline: 90 * time.Second,
 		},
 		{
@@ -203,6 +213,7 @@ func All() []Scenario {
 				}
 				return nil, nil
 			},
+			Detect:   15 * time.Second,
 			Deadline: 60 * time.Second,
 		},
 		{
@@ -227,6 +238,7 @@ func All() []Scenario {
 				}
 				return nil, e.Redis.PExpire(ctx, key, 48*time.Hour).Err()
 			},
+			Detect:   50 * time.Second,
 			Deadline: 90 * time.Second,
 		},
 	}
