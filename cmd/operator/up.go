@@ -29,6 +29,7 @@ type upFlags struct {
 	instance   string
 	interval   time.Duration
 	token      string
+	clock      string
 	rules      []string
 	quiet      bool
 	layout     natsFlags
@@ -61,6 +62,7 @@ log with one line per event. Ctrl-C stops everything cleanly.`,
 	fs.StringVar(&f.instance, "instance", stack.DefaultInstance, "name of the rate limiter deployment in subjects")
 	fs.DurationVar(&f.interval, "interval", stack.DefaultInterval, "observer poll interval")
 	fs.StringVar(&f.token, "token", "", "bearer token for the nodes' management API")
+	fs.StringVar(&f.clock, "clock", string(ratelimiter.DefaultClock), "the nodes' decision clock: redis (TIME) or node (each node's own, so a chaos clock skew changes decisions)")
 	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the shipped rate limiter rules")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
@@ -73,7 +75,7 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 		Store: f.store, NATSListen: f.natsListen, NATSURL: f.natsURL,
 		Bus:      bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
 		RedisURL: f.redisURL, Nodes: f.nodes, NodeListen: f.nodeListen,
-		Limiter: ratelimiter.Config{EnableChaos: true, Version: buildVersion()},
+		Limiter: ratelimiter.Config{EnableChaos: true, Version: buildVersion(), Clock: ratelimiter.ClockSource(f.clock)},
 		Token:   f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
 		Logger: log,
 	}

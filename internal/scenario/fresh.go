@@ -11,8 +11,8 @@ import (
 
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/stack"
-	"github.com/operator-dev/operator/schemas"
 	"github.com/operator-dev/operator/ratelimiter"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // StackConfig is the stack a scenario runs on by default: three nodes on the

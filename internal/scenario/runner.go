@@ -115,6 +115,14 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 	if sc.FaultLoad != nil {
 		fl := *sc.FaultLoad
 		fl.Targets = load.Targets
+		if sc.FaultLoadAvoidsVictim {
+			fl.Targets = nil
+			for _, id := range r.Env.Order {
+				if id != r.Env.Victim() {
+					fl.Targets = append(fl.Targets, r.Env.Nodes[id].BaseURL())
+				}
+			}
+		}
 		wg.Go(func() { _, _ = loadgen.Run(loadCtx, fl, nil) })
 	}
 	r.step(0, "injected: %s", sc.Description)
