@@ -42,6 +42,7 @@ func observeRedis(ctx context.Context, rdb redis.UniversalClient, budget int) (R
 	st.Reachable = true
 	st.PingMS = float64(time.Since(start).Microseconds()) / 1000
 
+	seen := map[string]bool{} // limiter keys already sampled
 	var cursor uint64
 	for {
 		keys, next, err := rdb.Scan(ctx, cursor, "ratelimit:*", 500).Result()
@@ -62,8 +63,12 @@ func observeRedis(ctx context.Context, rdb redis.UniversalClient, budget int) (R
 				// go-redis passes PTTL's -1 ("no expiry") through unscaled.
 				if d, err := c.(*redis.DurationCmd).Result(); err == nil && d == -1 {
 					st.KeysWithoutTTL.Count++
-					if len(st.KeysWithoutTTL.Sample) < 20 {
-						st.KeysWithoutTTL.Sample = append(st.KeysWithoutTTL.Sample, StaleRedis{RedisKey: keys[i], Key: limiterKey(keys[i])})
+					// One sample per limiter key: its Redis keys share one
+					// repair.
+					lk := limiterKey(keys[i])
+					if len(st.KeysWithoutTTL.Sample) < 20 && (lk == "" || !seen[lk]) {
+						seen[lk] = lk != ""
+						st.KeysWithoutTTL.Sample = append(st.KeysWithoutTTL.Sample, StaleRedis{RedisKey: keys[i], Key: lk})
 					}
 				}
 			}
