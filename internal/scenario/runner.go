@@ -31,6 +31,8 @@ type Result struct {
 	Resolved bool
 	// TTR is from injection to the violation resolving.
 	TTR time.Duration
+	// Also lists the other expected rules that fired.
+	Also []string
 	// Unexpected lists rules that fired and were not expected.
 	Unexpected []string
 	Err        error
@@ -177,14 +179,22 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 				case v.Rule == sc.Rule && v.Status == schemas.StatusFiring && !res.Fired:
 					res.Fired, res.TTD, episode = true, at, v.Episode
 					r.step(at, "violation FIRING %s[%s] %q (time to detect %.1fs)", v.Rule, v.Key, v.Summary, at.Seconds())
-					if sc.UndoOnFire {
+					if sc.UndoOnFire && allFired(sc, res) {
 						undoTimer = time.After(2 * time.Second)
 					}
 				case v.Rule == sc.Rule && v.Status == schemas.StatusResolved && v.Episode == episode && episode != "":
 					res.Resolved, res.TTR = true, at
 					r.step(at, "violation RESOLVED %s[%s] (time to resolve %.1fs)", v.Rule, v.Key, at.Seconds())
 				case v.Status == schemas.StatusFiring && v.Rule != sc.Rule:
-					if !slices.Contains(sc.Also, v.Rule) && !slices.Contains(res.Unexpected, v.Rule) {
+					switch {
+					case slices.Contains(sc.AlsoFires, v.Rule):
+						if !slices.Contains(res.Also, v.Rule) {
+							res.Also = append(res.Also, v.Rule)
+							if sc.UndoOnFire && undoTimer == nil && allFired(sc, res) {
+								undoTimer = time.After(2 * time.Second)
+							}
+						}
+					case !slices.Contains(sc.Also, v.Rule) && !slices.Contains(res.Unexpected, v.Rule):
 						res.Unexpected = append(res.Unexpected, v.Rule)
 					}
 					r.step(at, "violation FIRING %s[%s] %q (also)", v.Rule, v.Key, v.Summary)
@@ -205,12 +215,29 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 	if res.Fired && sc.Detect > 0 && res.TTD > sc.Detect {
 		res.Err = errors.Join(res.Err, fmt.Errorf("%s took %.1fs to fire, over its bound of %s", sc.Rule, res.TTD.Seconds(), sc.Detect))
 	}
+	if !allFired(sc, res) {
+		res.Err = errors.Join(res.Err, fmt.Errorf("expected %s to fire too; fired: %s", strings.Join(sc.AlsoFires, ", "), strings.Join(res.Also, ", ")))
+	}
 	if len(res.Unexpected) > 0 {
 		res.Err = errors.Join(res.Err, fmt.Errorf("unexpected rules fired: %s", strings.Join(res.Unexpected, ", ")))
 	}
 	_ = tailErr
 	_ = loadTotals
 	return res
+}
+
+// allFired reports whether the scenario's rule and every rule it must also
+// fire have fired.
+func allFired(sc Scenario, res Result) bool {
+	if !res.Fired {
+		return false
+	}
+	for _, r := range sc.AlsoFires {
+		if !slices.Contains(res.Also, r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Runner) onAction(ctx context.Context, sc Scenario, e event.Event, at time.Duration, res *Result, verifiedUndo func()) {

@@ -22,6 +22,9 @@ type Scenario struct {
 	Rule string
 	// Also lists rules that may fire too, as a consequence of the fault.
 	Also []string
+	// AlsoFires lists rules that must fire too: the fault breaks several
+	// invariants at once.
+	AlsoFires []string
 	// Action is the remediation the rule must request ("" for none); it
 	// must succeed and be verified.
 	Action string
@@ -107,9 +110,10 @@ func All() []Scenario {
 			Name:        "redis_latency",
 			Description: "delay every Redis call of every node by 25 ms (chaos hook)",
 			Rule:        "redis_latency",
-			Also:        []string{"high_latency"},
-			UndoOnFire:  true,
-			Load:        steady(),
+			// Every check waits for its Redis call: check latency breaks too.
+			AlsoFires:  []string{"high_latency"},
+			UndoOnFire: true,
+			Load:       steady(),
 			Inject: func(ctx context.Context, e *Env) (Undo, error) {
 				return chaosAll(ctx, e, api.Chaos{RedisDelayMS: 25})
 			},
