@@ -31,6 +31,8 @@ type upFlags struct {
 	token      string
 	clock      string
 	rules      []string
+	pd         []string
+	prometheus string
 	quiet      bool
 	layout     natsFlags
 }
@@ -46,7 +48,8 @@ rate limiter nodes, the rate limiter observer and the evaluator, and a live
 log with one line per event. Ctrl-C stops everything cleanly.`,
 		Example: `  operator up
   operator up --store ./.operator --nodes 5
-  operator up --redis redis://127.0.0.1:6379/0 --nats nats://127.0.0.1:4222`,
+  operator up --redis redis://127.0.0.1:6379/0 --nats nats://127.0.0.1:4222
+  operator up --pd http://pd0:2379,http://pd1:2379 --prometheus http://prometheus:9090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUp(cmd.Context(), cmd.OutOrStdout(), f)
@@ -64,6 +67,8 @@ log with one line per event. Ctrl-C stops everything cleanly.`,
 	fs.StringVar(&f.token, "token", "", "bearer token for the nodes' management API")
 	fs.StringVar(&f.clock, "clock", string(ratelimiter.DefaultClock), "the nodes' decision clock: redis (TIME) or node (each node's own, so a chaos clock skew changes decisions)")
 	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the shipped rate limiter rules")
+	fs.StringSliceVar(&f.pd, "pd", nil, "also observe and repair a TiKV cluster through these PD URLs (see docs/tikv.md)")
+	fs.StringVar(&f.prometheus, "prometheus", "", "the Prometheus that scrapes the TiKV stores (with --pd)")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
 	return cmd
@@ -77,6 +82,7 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 		RedisURL: f.redisURL, Nodes: f.nodes, NodeListen: f.nodeListen,
 		Limiter: ratelimiter.Config{EnableChaos: true, Version: buildVersion(), Clock: ratelimiter.ClockSource(f.clock)},
 		Token:   f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
+		PDURLs: f.pd, PrometheusURL: f.prometheus,
 		Logger: log,
 	}
 	s, err := stack.Start(ctx, cfg)

@@ -16,10 +16,14 @@ import (
 
 	"github.com/operator-dev/operator/actuators"
 	actratelimiter "github.com/operator-dev/operator/actuators/ratelimiter"
+	acttikv "github.com/operator-dev/operator/actuators/tikv"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
+	"github.com/operator-dev/operator/internal/pdapi"
+	"github.com/operator-dev/operator/internal/tikvmetrics"
 	"github.com/operator-dev/operator/observers"
 	rlobs "github.com/operator-dev/operator/observers/ratelimiter"
+	obstikv "github.com/operator-dev/operator/observers/tikv"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/client"
 	"github.com/operator-dev/operator/schemas"
@@ -70,7 +74,17 @@ type Config struct {
 	Actuator actuators.Config
 	// RuleFiles replace the shipped rule sets when given.
 	RuleFiles []string
-	Logger    *slog.Logger
+	// PDURLs, when set, add the TiKV subject: its observer (instance
+	// TiKVInstance), rules and actions, against these PD endpoints.
+	PDURLs []string
+	// PrometheusURL is the Prometheus that scrapes the TiKV stores.
+	PrometheusURL string
+	// TiKVInstance names the TiKV cluster in subjects (default "tikv").
+	TiKVInstance string
+	// TiKVInterval is the TiKV observer's poll interval (default 10s: PD
+	// and Prometheus change slower than the limiter).
+	TiKVInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // A Stack is a running pipeline: bus, Redis, nodes, observer, evaluator.
@@ -101,6 +115,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.TiKVInstance == "" {
+		cfg.TiKVInstance = "tikv"
+	}
+	if cfg.TiKVInterval == 0 {
+		cfg.TiKVInterval = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -202,7 +222,15 @@ func (s *Stack) RuleSets() ([]*evaluators.RuleSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []*evaluators.RuleSet{rs}, nil
+	sets := []*evaluators.RuleSet{rs}
+	if len(s.cfg.PDURLs) > 0 {
+		ts, err := evaluators.ParseRuleSet(obstikv.RulesFile, obstikv.Rules(), evaluators.LoadOptions{})
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, ts)
+	}
+	return sets, nil
 }
 
 // Run runs the observer and the evaluator until ctx is done.
@@ -224,6 +252,16 @@ func (s *Stack) Run(ctx context.Context) error {
 		return RunObserver(gctx, s.Bus, observers.Config{Subject: "ratelimiter", Instance: s.cfg.Instance,
 			Interval: s.cfg.Interval, Logger: s.log.With("component", "observer")}, src)
 	})
+	if len(s.cfg.PDURLs) > 0 {
+		tsrc, err := obstikv.New(obstikv.Config{PD: pdapi.Config{URLs: s.cfg.PDURLs}, Prometheus: tikvmetrics.Config{URL: s.cfg.PrometheusURL}})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			return RunObserver(gctx, s.Bus, observers.Config{Subject: obstikv.Subject, Instance: s.cfg.TiKVInstance,
+				Interval: s.cfg.TiKVInterval, Logger: s.log.With("component", "observer-tikv")}, tsrc)
+		})
+	}
 	g.Go(func() error { return RunEvaluator(gctx, s.Bus, sets, ec, 1) })
 	subjects, err := s.actuatorSubjects()
 	if err != nil {
@@ -259,7 +297,17 @@ func (s *Stack) actuatorSubjects() (map[string]actuators.Subject, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]actuators.Subject{actratelimiter.Name: {Catalog: cat, Executor: exec}}, nil
+	subjects := map[string]actuators.Subject{actratelimiter.Name: {Catalog: cat, Executor: exec}}
+	if len(s.cfg.PDURLs) > 0 {
+		pd, err := pdapi.New(pdapi.Config{URLs: s.cfg.PDURLs})
+		if err != nil {
+			return nil, err
+		}
+		if subjects[acttikv.Name], err = acttikv.Subject(pd); err != nil {
+			return nil, err
+		}
+	}
+	return subjects, nil
 }
 
 // Approve approves a request awaiting approval, as `operator approve` does.
