@@ -14,8 +14,6 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/operator-dev/operator/schemas"
 )
@@ -111,7 +109,7 @@ func (a *Action) ValidateParams(params map[string]any) error {
 		return fmt.Errorf("params of %s: %w", a.Name, err)
 	}
 	if err := a.schema.Validate(doc); err != nil {
-		return fmt.Errorf("params of %s: %s", a.Name, flattenSchemaError(err))
+		return fmt.Errorf("params of %s: %s", a.Name, schemas.DescribeValidationError(err))
 	}
 	return nil
 }
@@ -513,7 +511,7 @@ func (p *catalogParser) paramsSchema(fs map[string]field, n *yaml.Node, label st
 	}
 	s, err := c.Compile(url)
 	if err != nil {
-		p.errorf(line, label, "params: not a valid JSON Schema: %s", flattenSchemaError(err))
+		p.errorf(line, label, "params: not a valid JSON Schema: %s", schemas.DescribeValidationError(err))
 		return nil, nil
 	}
 	return s, raw
@@ -569,35 +567,4 @@ func jsonCompatible(v any) any {
 		return x
 	}
 	return v
-}
-
-// flattenSchemaError renders a JSON Schema error on one line, leaf causes
-// only.
-func flattenSchemaError(err error) string {
-	var sve *jsonschema.SchemaValidationError
-	if errors.As(err, &sve) {
-		return "against the JSON Schema metaschema: " + flattenSchemaError(sve.Err)
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return err.Error()
-	}
-	printer := message.NewPrinter(language.English)
-	var parts []string
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) == 0 {
-			loc := "/" + strings.Join(e.InstanceLocation, "/")
-			parts = append(parts, fmt.Sprintf("at %s: %s", loc, e.ErrorKind.LocalizedString(printer)))
-			return
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
-	}
-	walk(ve)
-	if len(parts) > 5 {
-		parts = append(parts[:5], fmt.Sprintf("and %d more", len(parts)-5))
-	}
-	return strings.Join(parts, "; ")
 }

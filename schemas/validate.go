@@ -144,7 +144,7 @@ func (v *Validator) Validate(t string, data []byte) error {
 		return nil
 	}
 	if err := s.Validate(obj["state"]); err != nil {
-		return fmt.Errorf("%w: %s state: %s", ErrInvalid, subject, flatten(err))
+		return fmt.Errorf("%w: %s state: %s", ErrInvalid, subject, DescribeValidationError(err))
 	}
 	return nil
 }
@@ -165,14 +165,19 @@ func (v *Validator) check(file string, data []byte) (any, error) {
 		return nil, fmt.Errorf("%w: not JSON: %v", ErrInvalid, err)
 	}
 	if err := s.Validate(doc); err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, strings.TrimSuffix(file, ".json"), flatten(err))
+		return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, strings.TrimSuffix(file, ".json"), DescribeValidationError(err))
 	}
 	return doc, nil
 }
 
-// flatten renders a validation error on one line, leaf causes only, so it
-// fits a log line and a problem detail.
-func flatten(err error) string {
+// DescribeValidationError renders a JSON Schema error (of a document, or of
+// a schema against its metaschema) on one line: the leaf causes with their
+// locations, at most five.
+func DescribeValidationError(err error) string {
+	var sve *jsonschema.SchemaValidationError
+	if errors.As(err, &sve) {
+		return "against the JSON Schema metaschema: " + DescribeValidationError(sve.Err)
+	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		return err.Error()

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -97,7 +94,7 @@ would run ...". Pass --mode execute to act.`,
 
 func runActuate(ctx context.Context, f actuateFlags) error {
 	log := slog.Default()
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	cfg := actuators.Config{
 		WorkerID:       f.workerID,
 		SubjectPrefix:  f.nats.prefix,
@@ -144,28 +141,7 @@ func runActuate(ctx context.Context, f actuateFlags) error {
 	log.Info("actuating", "subjects", f.subjects.names, "mode", cfg.Mode, "max_actions", f.maxActions, "per", f.per)
 
 	g, gctx := errgroup.WithContext(ctx)
-	if f.metricsListen != "" {
-		srv := &http.Server{
-			Addr:              f.metricsListen,
-			Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      10 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return gctx },
-		}
-		g.Go(func() error {
-			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-	}
+	serveMetrics(gctx, g, f.metricsListen, reg)
 	g.Go(func() error { return w.Run(gctx) })
 	return g.Wait()
 }

@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -71,7 +66,7 @@ func runEvaluate(ctx context.Context, f evaluateFlags) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	cfg := evaluators.Config{
 		WorkerID:      f.workerID,
 		SubjectPrefix: f.nats.prefix,
@@ -99,28 +94,7 @@ func runEvaluate(ctx context.Context, f evaluateFlags) error {
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
-	if f.metricsListen != "" {
-		srv := &http.Server{
-			Addr:              f.metricsListen,
-			Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      10 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return gctx },
-		}
-		g.Go(func() error {
-			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-	}
+	serveMetrics(gctx, g, f.metricsListen, reg)
 	g.Go(func() error { return stack.RunEvaluator(gctx, b, sets, cfg, f.workers) })
 	return g.Wait()
 }

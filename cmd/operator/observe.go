@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/observers"
@@ -32,6 +34,8 @@ func newObserveRatelimiterCmd() *cobra.Command {
 		token    string
 		interval time.Duration
 		maxKeys  int
+
+		metricsListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "ratelimiter",
@@ -55,17 +59,9 @@ is listed in the observation's observer.errors; the rest is still published.`,
 			if err != nil {
 				return err
 			}
-			b, err := nf.openBus(cmd.Context(), log, "operator-observe-ratelimiter")
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			log.Info("observing", "subject", "ratelimiter", "instance", instance, "nodes", strings.Join(nodes, ","), "interval", interval)
-			err = stack.RunObserver(cmd.Context(), b, observers.Config{Subject: "ratelimiter", Instance: instance, Interval: interval, Logger: log}, src)
-			if err != nil {
-				return fmt.Errorf("observe ratelimiter: %w", err)
-			}
-			return nil
+			return runObserve(cmd.Context(), &nf, metricsListen,
+				observers.Config{Subject: "ratelimiter", Instance: instance, Interval: interval, Logger: log}, src)
 		},
 	}
 	addNATSFlags(cmd, &nf)
@@ -76,5 +72,28 @@ is listed in the observation's observer.errors; the rest is still published.`,
 	fs.StringVar(&token, "token", "", "bearer token of the management API")
 	fs.DurationVar(&interval, "interval", time.Second, "poll interval")
 	fs.IntVar(&maxKeys, "max-keys", rlobs.DefaultMaxKeys, "hot keys examined per poll")
+	fs.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics and /healthz on this address (e.g. :9464; empty: off)")
 	return cmd
+}
+
+// runObserve runs one observer on the bus the flags name until ctx is done,
+// with its metrics on metricsListen.
+func runObserve(ctx context.Context, nf *natsFlags, metricsListen string, cfg observers.Config, src observers.Source) error {
+	reg := newRegistry()
+	bc := nf.config(cfg.Logger)
+	bc.Name = "operator-observe-" + cfg.Subject
+	bc.Registerer = reg
+	b, err := openDeclared(ctx, bc)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	cfg.Registerer = reg
+	g, gctx := errgroup.WithContext(ctx)
+	serveMetrics(gctx, g, metricsListen, reg)
+	g.Go(func() error { return stack.RunObserver(gctx, b, cfg, src) })
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("observe %s: %w", cfg.Subject, err)
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/operator-dev/operator/internal/pdapi"
-	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/internal/tikvmetrics"
 	"github.com/operator-dev/operator/observers"
 	tikvobs "github.com/operator-dev/operator/observers/tikv"
@@ -17,12 +15,14 @@ import (
 
 func newObserveTikvCmd() *cobra.Command {
 	var (
-		nf         natsFlags
-		instance   string
-		pdURLs     []string
-		promURL    string
-		interval   time.Duration
-		reqTimeout time.Duration
+		nf       natsFlags
+		instance string
+		pdURLs   []string
+		promURL  string
+		interval time.Duration
+
+		metricsListen string
+		reqTimeout    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "tikv",
@@ -49,18 +49,10 @@ is still published.`,
 			if err != nil {
 				return err
 			}
-			b, err := nf.openBus(cmd.Context(), log, "operator-observe-tikv")
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			log.Info("observing", "subject", tikvobs.Subject, "instance", instance, "pd", strings.Join(pdURLs, ","),
 				"prometheus", promURL, "interval", interval)
-			err = stack.RunObserver(cmd.Context(), b, observers.Config{Subject: tikvobs.Subject, Instance: instance, Interval: interval, Logger: log}, src)
-			if err != nil {
-				return fmt.Errorf("observe tikv: %w", err)
-			}
-			return nil
+			return runObserve(cmd.Context(), &nf, metricsListen,
+				observers.Config{Subject: tikvobs.Subject, Instance: instance, Interval: interval, Logger: log}, src)
 		},
 	}
 	addNATSFlags(cmd, &nf)
@@ -69,6 +61,7 @@ is still published.`,
 	fs.StringSliceVar(&pdURLs, "pd", nil, "PD URLs (comma-separated), e.g. http://pd0:2379")
 	fs.StringVar(&promURL, "prometheus", "", "Prometheus that scrapes the TiKV status ports (empty: no latency data)")
 	fs.DurationVar(&interval, "interval", 10*time.Second, "poll interval")
+	fs.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics and /healthz on this address (e.g. :9464; empty: off)")
 	fs.DurationVar(&reqTimeout, "request-timeout", pdapi.DefaultRequestTimeout, "timeout of one PD call or Prometheus query")
 	_ = cmd.MarkFlagRequired("instance")
 	_ = cmd.MarkFlagRequired("pd")
