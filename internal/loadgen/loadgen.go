@@ -246,6 +246,12 @@ loop:
 	burstWG.Wait()
 	close(jobs)
 	wg.Wait()
+	// The last partial second counts in the totals, not in the reports.
+	last := cnt.take(time.Now())
+	tot.Allowed += last.Allowed
+	tot.Denied += last.Denied
+	tot.Errors += last.Errors
+	tot.Skipped += last.Skipped
 	return tot, nil
 }
 
