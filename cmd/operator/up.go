@@ -35,6 +35,8 @@ type upFlags struct {
 	prometheus string
 	quiet      bool
 	layout     natsFlags
+	// log receives the components' logs (default: slog.Default()).
+	log *slog.Logger
 }
 
 func newUpCmd() *cobra.Command {
@@ -52,6 +54,11 @@ log with one line per event. Ctrl-C stops everything cleanly.`,
   operator up --pd http://pd0:2379,http://pd1:2379 --prometheus http://prometheus:9090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("log-level") {
+				// The live event log is the output; components speak up
+				// only when something is wrong.
+				f.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
 			return runUp(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}
@@ -75,7 +82,10 @@ log with one line per event. Ctrl-C stops everything cleanly.`,
 }
 
 func runUp(ctx context.Context, out io.Writer, f upFlags) error {
-	log := slog.Default()
+	log := f.log
+	if log == nil {
+		log = slog.Default()
+	}
 	cfg := stack.Config{
 		Store: f.store, NATSListen: f.natsListen, NATSURL: f.natsURL,
 		Bus:      bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
