@@ -197,7 +197,7 @@ func (p *jsonParser) hint(depth, i int) string {
 	if depth < len(p.last) && i < len(p.last[depth]) {
 		// Only a name that needs no escaping compares equal to its raw
 		// bytes.
-		if n := p.last[depth][i].name; !strings.ContainsAny(n, "\\\"") {
+		if n := p.last[depth][i].name; strings.IndexByte(n, '\\') < 0 && strings.IndexByte(n, '"') < 0 {
 			return n
 		}
 	}

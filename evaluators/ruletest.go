@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,10 +152,15 @@ func runTestFile(ctx context.Context, w io.Writer, opts LoadOptions, file string
 	if err := dec.Decode(&tf); err != nil {
 		return 0, 0, fmt.Errorf("%s: %w", file, err)
 	}
+	var unknown []string
 	for k := range tf.Extensions {
 		if !strings.HasPrefix(k, "x-") {
-			return 0, 0, fmt.Errorf("%s: unknown field %q (only x- extension fields may be added)", file, k)
+			unknown = append(unknown, strconv.Quote(k))
 		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return 0, 0, fmt.Errorf("%s: unknown field %s (only x- extension fields may be added)", file, strings.Join(unknown, ", "))
 	}
 	if len(tf.RuleFiles) == 0 {
 		return 0, 0, fmt.Errorf("%s: rule_files is empty", file)
