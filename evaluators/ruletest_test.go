@@ -29,7 +29,7 @@ func TestRunTestsFileErrors(t *testing.T) {
 	if ok || err == nil {
 		t.Fatalf("ok=%v err=%v", ok, err)
 	}
-	for _, want := range []string{"nosuch_test.yaml", `unknown field "rules", "subject"`} {
+	for _, want := range []string{"nosuch_test.yaml", `unknown field "rules", "state_schema", "subject"`} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
