@@ -66,6 +66,7 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 		newApproveCmd(),
 		newRejectCmd(),
 		newControlCmd(),
+		newHealthcheckCmd(),
 	)
 	return root
 }
