@@ -10,8 +10,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/operator-dev/operator/ratelimiter/api"
 	"github.com/operator-dev/operator/internal/redistest"
+	"github.com/operator-dev/operator/ratelimiter/api"
 )
 
 // TestRedisOutage stops Redis under two nodes, one failing open and one

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/operator-dev/operator/ratelimiter/api"
 	"github.com/operator-dev/operator/internal/redistest"
+	"github.com/operator-dev/operator/ratelimiter/api"
 )
 
 // testNode is one limiter node serving its HTTP API on a loopback port.

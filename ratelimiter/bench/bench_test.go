@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/operator-dev/operator/internal/redistest"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/bench"
-	"github.com/operator-dev/operator/internal/redistest"
 )
 
 func TestRunAgainstNodes(t *testing.T) {

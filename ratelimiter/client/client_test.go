@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/operator-dev/operator/internal/redistest"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/api"
 	"github.com/operator-dev/operator/ratelimiter/client"
-	"github.com/operator-dev/operator/internal/redistest"
 )
 
 // startServer runs a real node on a real redis-server and returns a client
