@@ -166,6 +166,15 @@ func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, string
 		opts.Host, opts.Port = host, p
 		if p == 0 {
 			opts.Port = -1 // nats-server's "pick a free port"
+		} else {
+			// Fail fast and clearly on a busy port, instead of waiting for
+			// the server's readiness timeout.
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				removeTmp(tmp)
+				return nil, "", fmt.Errorf("embedded nats cannot listen on %s: %w", cfg.Listen, err)
+			}
+			_ = ln.Close()
 		}
 	}
 	srv, err := server.NewServer(opts)
