@@ -354,10 +354,7 @@ func newActionsListCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			var from time.Time
-			if since > 0 {
-				from = time.Now().Add(-since)
-			}
+			from := sinceTime(since)
 			list, err := readActions(cmd.Context(), b, from)
 			if err != nil {
 				return err
@@ -415,10 +412,7 @@ func newActionsShowCmd() *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			var from time.Time
-			if since > 0 {
-				from = time.Now().Add(-since)
-			}
+			from := sinceTime(since)
 			list, err := readActions(cmd.Context(), b, from)
 			if err != nil {
 				return err

@@ -46,10 +46,7 @@ func newEventsTailCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			obsPrefix := nf.prefix + ".obs."
-			var from time.Time
-			if since > 0 {
-				from = time.Now().Add(-since)
-			}
+			from := sinceTime(since)
 			return b.Tail(cmd.Context(), filter, from, func(subject string, e event.Event, err error) {
 				if err != nil {
 					fmt.Fprintf(out, "undecodable message on %s: %v\n", subject, err)

@@ -88,10 +88,7 @@ func newRecordCmd() *cobra.Command {
 				defer f.Close()
 				w = f
 			}
-			var from time.Time
-			if since > 0 {
-				from = time.Now().Add(-since)
-			}
+			from := sinceTime(since)
 			rw := bus.NewRecordWriter(w)
 			n, err := b.Record(cmd.Context(), stream, from, rw)
 			if ferr := rw.Flush(); err == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -69,4 +70,13 @@ func openDeclared(ctx context.Context, cfg bus.Config) (*bus.Bus, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// sinceTime turns a --since duration into a start time; 0 means from the
+// beginning (the zero time).
+func sinceTime(since time.Duration) time.Time {
+	if since <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(-since)
 }
