@@ -1,6 +1,7 @@
 package evaluators
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,18 @@ const maxJSONDepth = 200
 // the intermediate map[string]any of encoding/json: observations are
 // decoded once each, and this is most of the cost of an evaluation.
 func parseJSON(b []byte) (ref.Val, error) {
-	p := jsonParser{b: b}
+	// One copy of the document as a string: every string without escapes
+	// is then a substring of it instead of an allocation of its own.
+	p := jsonParser{b: b, doc: string(b)}
+	// Every object has a '{' and every field a ':', so their counts
+	// (higher only when strings contain them) size the first chunks; the
+	// cap bounds what a hostile document can make us allocate up front.
+	if n := bytes.Count(b, []byte{'{'}); n > 0 {
+		p.objs = make([]object, 0, min(n, maxArenaChunk))
+	}
+	if n := bytes.Count(b, []byte{':'}); n > 0 {
+		p.fieldArena = make([]field, 0, min(n, maxArenaChunk))
+	}
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -34,8 +46,9 @@ func parseJSON(b []byte) (ref.Val, error) {
 }
 
 type jsonParser struct {
-	b []byte
-	i int
+	b   []byte
+	doc string // b as a string, for substrings
+	i   int
 	// fields is a stack of the fields of the objects being
 	// parsed, so each object gets exactly sized slices.
 	fields []field
@@ -48,7 +61,46 @@ type jsonParser struct {
 	// names interns the field names of one document: they repeat in
 	// every item.
 	names map[string]string
+	// objs and fieldArena are chunks that the objects of the document and
+	// their fields are carved from: a document has hundreds of small
+	// objects that all live as long as the decoded value, so allocating
+	// them a chunk at a time saves two allocations per object.
+	objs       []object
+	fieldArena []field
 }
+
+// Chunk sizes of the parser's arenas once the first chunk is full: they
+// double from min to max, so a large document allocates few chunks.
+const (
+	minArenaChunk = 16
+	maxArenaChunk = 1024
+)
+
+// newObject returns an object over a copy of fields, carved from the
+// parser's chunks.
+func (p *jsonParser) newObject(fields []field) *object {
+	var own []field
+	if n := len(fields); n > 0 {
+		if cap(p.fieldArena)-len(p.fieldArena) < n {
+			p.fieldArena = make([]field, 0, max(n, nextChunk(cap(p.fieldArena))))
+		}
+		// The full slice expression caps the object's fields, so nothing
+		// can append into the next object's.
+		own = p.fieldArena[len(p.fieldArena) : len(p.fieldArena)+n : len(p.fieldArena)+n]
+		p.fieldArena = p.fieldArena[:len(p.fieldArena)+n]
+		copy(own, fields)
+	}
+	if len(p.objs) == cap(p.objs) {
+		p.objs = make([]object, 0, nextChunk(cap(p.objs)))
+	}
+	p.objs = p.objs[:len(p.objs)+1]
+	o := &p.objs[len(p.objs)-1]
+	o.init(own)
+	return o
+}
+
+// nextChunk is the size of the chunk after one of size n.
+func nextChunk(n int) int { return min(max(2*n, minArenaChunk), maxArenaChunk) }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
 	return fmt.Errorf("json at offset %d: %s", p.i, fmt.Sprintf(format, args...))
@@ -111,7 +163,7 @@ func (p *jsonParser) object(depth int) (ref.Val, error) {
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		return newObject(nil), nil
+		return p.newObject(nil), nil
 	}
 	for {
 		p.space()
@@ -145,14 +197,14 @@ func (p *jsonParser) object(depth int) (ref.Val, error) {
 			p.i++
 		case '}':
 			p.i++
-			fields := slices.Clone(p.fields[base:])
+			o := p.newObject(p.fields[base:])
 			clear(p.fields[base:])
 			p.fields = p.fields[:base]
 			for len(p.last) <= depth {
 				p.last = append(p.last, nil)
 			}
-			p.last[depth] = fields
-			return newObject(fields), nil
+			p.last[depth] = o.fields
+			return o, nil
 		default:
 			return nil, p.errorf("expected ',' or '}'")
 		}
@@ -255,7 +307,7 @@ func (p *jsonParser) str() (string, error) {
 			p.i++
 			raw := p.b[start:p.i]
 			if !escaped && utf8.Valid(raw) {
-				return string(raw[1 : len(raw)-1]), nil
+				return p.doc[start+1 : p.i-1], nil
 			}
 			// Escapes, or invalid UTF-8 (replaced by U+FFFD, as
 			// encoding/json does).
@@ -307,7 +359,10 @@ func (p *jsonParser) number() (ref.Val, error) {
 			return nil, p.errorf("invalid number")
 		}
 	}
-	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+	if v, ok := smallInteger(p.b[start:p.i]); ok {
+		return v, nil
+	}
+	f, err := strconv.ParseFloat(p.doc[start:p.i], 64)
 	if err != nil {
 		var ne *strconv.NumError
 		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
@@ -319,6 +374,35 @@ func (p *jsonParser) number() (ref.Val, error) {
 		return smallDoubles[int(f)], nil
 	}
 	return types.Double(f), nil
+}
+
+// smallInteger returns the value of num, a valid JSON number, when it is a
+// plain integer of at most 15 digits: counts, limits and sizes mostly are,
+// and such an integer is exact in a double, so converting it gives what
+// strconv.ParseFloat would, without its general parsing.
+func smallInteger(num []byte) (ref.Val, bool) {
+	neg := num[0] == '-'
+	digits := num
+	if neg {
+		digits = num[1:]
+	}
+	if len(digits) > 15 {
+		return nil, false
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, false // a fraction or an exponent
+		}
+		n = n*10 + int64(c-'0')
+	}
+	switch {
+	case n < int64(len(smallDoubles)) && (!neg || n == 0):
+		return smallDoubles[n], true // -0 too, as number has always read it
+	case neg:
+		return types.Double(-float64(n)), true
+	}
+	return types.Double(float64(n)), true
 }
 
 // smallDoubles are the CEL values of 0, 1, ... 1023, boxed once: counts and

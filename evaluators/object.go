@@ -32,15 +32,15 @@ type field struct {
 	val  ref.Val
 }
 
-func newObject(fields []field) *object {
-	o := &object{fields: fields}
+// init sets the fields of a zero object, which owns them from then on.
+func (o *object) init(fields []field) {
+	o.fields = fields
 	if len(fields) > indexFrom {
 		o.index = make(map[string]int, len(fields))
 		for i, f := range fields {
 			o.index[f.name] = i
 		}
 	}
-	return o
 }
 
 func (o *object) lookup(k string) (ref.Val, bool) {
