@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 )
 
@@ -41,8 +42,10 @@ type program struct {
 	src string
 	prg cel.Program
 	// path, when set, says the expression is a plain field path (root
-	// variable first), evaluated without the interpreter.
-	path []string
+	// variable first), evaluated without the interpreter. pathKeys are
+	// path[1:] as CEL strings, converted once rather than per evaluation.
+	path     []string
+	pathKeys []ref.Val
 }
 
 // template is text with {{ CEL }} parts.
@@ -216,6 +219,9 @@ func (c *compiler) exprWith(field, src string, check func(*types.Type) error, af
 	pr := &program{src: src, prg: prg}
 	if chain, ok := plainChain(root); ok {
 		pr.path = chain
+		for _, f := range chain[1:] {
+			pr.pathKeys = append(pr.pathKeys, types.String(f))
+		}
 	}
 	return pr, res.shape
 }

@@ -167,12 +167,20 @@ func (p *program) evalPath(act *activation) (ref.Val, error) {
 		return nil, fmt.Errorf("no such attribute: %s", p.path[0])
 	}
 	cur := v.(ref.Val)
-	for _, f := range p.path[1:] {
-		m, ok := cur.(traits.Mapper)
-		if !ok {
+	for i, f := range p.path[1:] {
+		var (
+			next  ref.Val
+			found bool
+		)
+		switch m := cur.(type) {
+		case *object:
+			// Decoded JSON: a lookup by the Go string.
+			next, found = m.lookup(f)
+		case traits.Mapper:
+			next, found = m.Find(p.pathKeys[i])
+		default:
 			return nil, fmt.Errorf("no such key: %s (selecting a field of %s)", f, cur.Type())
 		}
-		next, found := m.Find(types.String(f))
 		if !found {
 			return nil, fmt.Errorf("no such key: %s", f)
 		}
