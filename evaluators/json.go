@@ -58,9 +58,10 @@ type jsonParser struct {
 	// objects in a list share their layout, so a name is usually the one
 	// at the same position in the previous object.
 	last [][]field
-	// names interns the field names of one document: they repeat in
-	// every item.
-	names map[string]string
+	// oddNames is set once a field name containing a backslash or a
+	// quote was read: such a name cannot be a hint (see hint), and until
+	// one is seen no hint needs checking.
+	oddNames bool
 	// objs and fieldArena are chunks that the objects of the document and
 	// their fields are carved from: a document has hundreds of small
 	// objects that all live as long as the decoded value, so allocating
@@ -183,8 +184,8 @@ func (p *jsonParser) object(depth int) (ref.Val, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i := slices.IndexFunc(p.fields[base:], func(f field) bool { return f.name == k }); i >= 0 {
-			p.fields[base+i].val = v // a repeated key: the last wins, as in encoding/json
+		if i := p.fieldIndex(base, k); i >= 0 {
+			p.fields[i].val = v // a repeated key: the last wins, as in encoding/json
 		} else {
 			p.fields = append(p.fields, field{name: k, val: v})
 		}
@@ -198,7 +199,8 @@ func (p *jsonParser) object(depth int) (ref.Val, error) {
 		case '}':
 			p.i++
 			o := p.newObject(p.fields[base:])
-			clear(p.fields[base:])
+			// No clear: the stack lives only as long as the parse, and
+			// all it still points to is part of the result.
 			p.fields = p.fields[:base]
 			for len(p.last) <= depth {
 				p.last = append(p.last, nil)
@@ -235,8 +237,7 @@ func (p *jsonParser) array(depth int) (ref.Val, error) {
 		case ']':
 			p.i++
 			elems := slices.Clone(p.elems[base:])
-			clear(p.elems[base:])
-			p.elems = p.elems[:base]
+			p.elems = p.elems[:base] // no clear, as for fields
 			return types.NewRefValList(types.DefaultTypeAdapter, elems), nil
 		default:
 			return nil, p.errorf("expected ',' or ']'")
@@ -244,49 +245,44 @@ func (p *jsonParser) array(depth int) (ref.Val, error) {
 	}
 }
 
+// fieldIndex is the index in p.fields of the field named k of the object
+// whose fields start at base, or -1.
+func (p *jsonParser) fieldIndex(base int, k string) int {
+	for i := base; i < len(p.fields); i++ {
+		if p.fields[i].name == k {
+			return i
+		}
+	}
+	return -1
+}
+
 // hint is the name of field i of the last object at depth, or "".
 func (p *jsonParser) hint(depth, i int) string {
 	if depth < len(p.last) && i < len(p.last[depth]) {
+		n := p.last[depth][i].name
 		// Only a name that needs no escaping compares equal to its raw
 		// bytes.
-		if n := p.last[depth][i].name; strings.IndexByte(n, '\\') < 0 && strings.IndexByte(n, '"') < 0 {
+		if !p.oddNames || strings.IndexByte(n, '\\') < 0 && strings.IndexByte(n, '"') < 0 {
 			return n
 		}
 	}
 	return ""
 }
 
-// name reads a field name, interned; hint is the likely name.
+// name reads a field name; hint is the likely name. Objects in a list
+// share their layout, so the hint saves scanning the name.
 func (p *jsonParser) name(hint string) (string, error) {
 	start := p.i
 	if n := len(hint); n > 0 && start+n+1 < len(p.b) && p.b[start+n+1] == '"' && string(p.b[start+1:start+n+1]) == hint {
 		p.i = start + n + 2
 		return hint, nil
 	}
-	// The common case, a name without escapes seen before, is looked up
-	// without allocating.
-	for j := p.i + 1; j < len(p.b); j++ {
-		c := p.b[j]
-		if c == '"' {
-			if s, ok := p.names[string(p.b[start+1:j])]; ok {
-				p.i = j + 1
-				return s, nil
-			}
-			break
-		}
-		if c == '\\' || c < 0x20 {
-			break
-		}
-	}
 	s, err := p.str()
 	if err != nil {
 		return "", err
 	}
-	if p.names == nil {
-		p.names = make(map[string]string, 32)
-	}
-	if len(p.names) < 1024 {
-		p.names[s] = s
+	if strings.IndexByte(s, '\\') >= 0 || strings.IndexByte(s, '"') >= 0 {
+		p.oddNames = true
 	}
 	return s, nil
 }
@@ -295,7 +291,7 @@ func (p *jsonParser) name(hint string) (string, error) {
 func (p *jsonParser) str() (string, error) {
 	start := p.i
 	p.i++ // "
-	escaped := false
+	escaped, ascii := false, true
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
@@ -306,7 +302,7 @@ func (p *jsonParser) str() (string, error) {
 		case c == '"':
 			p.i++
 			raw := p.b[start:p.i]
-			if !escaped && utf8.Valid(raw) {
+			if !escaped && (ascii || utf8.Valid(raw)) {
 				return p.doc[start+1 : p.i-1], nil
 			}
 			// Escapes, or invalid UTF-8 (replaced by U+FFFD, as
@@ -318,6 +314,8 @@ func (p *jsonParser) str() (string, error) {
 			return s, nil
 		case c < 0x20:
 			return "", p.errorf("control character in string")
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 		p.i++
 	}

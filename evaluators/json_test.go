@@ -16,6 +16,8 @@ func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
 		`{"dup": 1, "dup": 2}`,
 		`[{"id": "n1", "x": 1}, {"id": "n2", "x": 2}, {"x": 3, "id": "n3"}, {"i\"d": 4}]`,
 		` { "spaced" : [ 1 , 2 ] } `,
+		`[{"a\"b": 1, "c\\": 2}, {"a\"b": 3, "c\\": 4}]`,
+		`[{"ascii": "x"}, {"ascii": "ünï"}, {"ünï": "\u00e9"}]`,
 		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17}`,
 	}
 	for _, d := range docs {
@@ -40,7 +42,7 @@ func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
 }
 
 func TestParseJSONRefusesBadInput(t *testing.T) {
-	for _, d := range []string{``, `{`, `[1,`, `{"a" 1}`, `{"a":1,}`, `tru`, `"unterminated`, "\"ctl\x01\"", `1 2`, `{"a":1}x`, `-`, `1e999`, strings.Repeat("[", 500)} {
+	for _, d := range []string{``, `{`, `[1,`, `{"a" 1}`, `{"a":1,}`, `tru`, `"unterminated`, "\"ctl\x01\"", `1 2`, `{"a":1}x`, `-`, `1e999`, `[{"a\"b":1},{"a"b":2}]`, `[{"c\\":1},{"c\":2}]`, strings.Repeat("[", 500)} {
 		if _, err := parseJSON([]byte(d)); err == nil {
 			t.Errorf("parseJSON(%q) accepted bad input", d)
 		}
@@ -73,4 +75,19 @@ func FuzzParseJSON(f *testing.F) {
 			t.Fatalf("parseJSON(%q) = %#v, want %#v", d, got, want)
 		}
 	})
+}
+
+// BenchmarkParseJSON decodes the state of BenchmarkEngine's observation.
+func BenchmarkParseJSON(b *testing.B) {
+	doc, err := json.Marshal(benchState())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseJSON(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
