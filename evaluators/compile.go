@@ -46,6 +46,9 @@ type program struct {
 	// path[1:] as CEL strings, converted once rather than per evaluation.
 	path     []string
 	pathKeys []ref.Val
+	// native, when set, evaluates the expression as a condition without
+	// the interpreter where it can (see nativeCond).
+	native nativeCond
 }
 
 // template is text with {{ CEL }} parts.
@@ -216,7 +219,7 @@ func (c *compiler) exprWith(field, src string, check func(*types.Type) error, af
 		c.p.errorf(at.line, c.rule.Name, "%s: %v", field, err)
 		return nil, shape{}
 	}
-	pr := &program{src: src, prg: prg}
+	pr := &program{src: src, prg: prg, native: compileNative(root)}
 	if chain, ok := plainChain(root); ok {
 		pr.path = chain
 		for _, f := range chain[1:] {

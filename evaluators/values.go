@@ -194,6 +194,11 @@ func (p *program) evalPath(act *activation) (ref.Val, error) {
 
 // evalBool runs a condition.
 func (p *program) evalBool(act *activation) (bool, error) {
+	if p.native != nil {
+		if b, ok := p.native(act); ok {
+			return b, nil
+		}
+	}
 	v, err := p.eval(act)
 	if err != nil {
 		return false, err
