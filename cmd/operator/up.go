@@ -12,10 +12,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/operator-dev/operator/actuators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/eventlog"
 	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/ratelimiter"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // upFlags configure `operator up`.
@@ -33,6 +35,8 @@ type upFlags struct {
 	rules      []string
 	pd         []string
 	prometheus string
+	mode       string
+	metrics    string
 	quiet      bool
 	layout     natsFlags
 	// log receives the components' logs (default: slog.Default()).
@@ -76,6 +80,8 @@ log with one line per event. Ctrl-C stops everything cleanly.`,
 	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the shipped rate limiter rules")
 	fs.StringSliceVar(&f.pd, "pd", nil, "also observe and repair a TiKV cluster through these PD URLs (see docs/tikv.md)")
 	fs.StringVar(&f.prometheus, "prometheus", "", "the Prometheus that scrapes the TiKV stores (with --pd)")
+	fs.StringVar(&f.mode, "mode", schemas.ModeExecute, "the actuator's mode: execute (act; up owns its sandbox) or observe (record what it would do)")
+	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9464", "serve the pipeline's Prometheus metrics here ('' for none; the nodes serve their own)")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
 	return cmd
@@ -93,7 +99,12 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 		Limiter: ratelimiter.Config{EnableChaos: true, Version: buildVersion(), Clock: ratelimiter.ClockSource(f.clock)},
 		Token:   f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
 		PDURLs: f.pd, PrometheusURL: f.prometheus,
-		Logger: log,
+		Actuator: actuators.Config{Mode: f.mode},
+		Logger:   log,
+	}
+	reg := newRegistry()
+	if f.metrics != "" {
+		cfg.Registerer = reg
 	}
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
@@ -107,9 +118,10 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 			log.Warn("shutting down", "error", err)
 		}
 	}()
-	printEndpoints(out, s)
+	printEndpoints(out, s, f.metrics)
 
 	g, gctx := errgroup.WithContext(ctx)
+	serveMetrics(gctx, g, f.metrics, reg)
 	g.Go(func() error { return s.Run(gctx) })
 	if !f.quiet {
 		g.Go(func() error { return liveLog(gctx, s.Bus, out) })
@@ -122,7 +134,7 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	return err
 }
 
-func printEndpoints(out io.Writer, s *stack.Stack) {
+func printEndpoints(out io.Writer, s *stack.Stack, metricsAddr string) {
 	natsURL := s.Bus.ClientURL()
 	if natsURL == "" {
 		natsURL = "(in-process only)"
@@ -136,6 +148,9 @@ func printEndpoints(out io.Writer, s *stack.Stack) {
 	if u := s.Bus.ClientURL(); u != "" {
 		fmt.Fprintf(out, "  watch every event: nats --server %s sub '%s'\n", u, s.Bus.Subjects().All())
 		fmt.Fprintf(out, "  or:                operator events tail --nats %s\n", u)
+	}
+	if metricsAddr != "" {
+		fmt.Fprintf(out, "  pipeline metrics:  http://%s/metrics\n", metricsAddr)
 	}
 	fmt.Fprintln(out, "live events (observations hidden):")
 }

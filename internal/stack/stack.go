@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -74,6 +75,10 @@ type Config struct {
 	Actuator actuators.Config
 	// RuleFiles replace the shipped rule sets when given.
 	RuleFiles []string
+	// Registerer receives the pipeline's metrics (bus, observers,
+	// evaluator, actuator); nil registers nothing. The nodes keep their own
+	// registries, served on their /metrics.
+	Registerer prometheus.Registerer
 	// PDURLs, when set, add the TiKV subject: its observer (instance
 	// TiKVInstance), rules and actions, against these PD endpoints.
 	PDURLs []string
@@ -137,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	bc := cfg.Bus
 	bc.Logger = cfg.Logger
+	bc.Registerer = cfg.Registerer
 	bc.Name = "operator-up"
 	bc.URL = cfg.NATSURL
 	if cfg.NATSURL == "" {
@@ -247,10 +253,13 @@ func (s *Stack) Run(ctx context.Context) error {
 	if ec.Logger == nil {
 		ec.Logger = s.log.With("component", "evaluator")
 	}
+	if ec.Registerer == nil {
+		ec.Registerer = s.cfg.Registerer
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return RunObserver(gctx, s.Bus, observers.Config{Subject: "ratelimiter", Instance: s.cfg.Instance,
-			Interval: s.cfg.Interval, Logger: s.log.With("component", "observer")}, src)
+			Interval: s.cfg.Interval, Logger: s.log.With("component", "observer"), Registerer: s.observerRegisterer("ratelimiter")}, src)
 	})
 	if len(s.cfg.PDURLs) > 0 {
 		tsrc, err := obstikv.New(obstikv.Config{PD: pdapi.Config{URLs: s.cfg.PDURLs}, Prometheus: tikvmetrics.Config{URL: s.cfg.PrometheusURL}})
@@ -259,7 +268,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			return RunObserver(gctx, s.Bus, observers.Config{Subject: obstikv.Subject, Instance: s.cfg.TiKVInstance,
-				Interval: s.cfg.TiKVInterval, Logger: s.log.With("component", "observer-tikv")}, tsrc)
+				Interval: s.cfg.TiKVInterval, Logger: s.log.With("component", "observer-tikv"), Registerer: s.observerRegisterer(obstikv.Subject)}, tsrc)
 		})
 	}
 	g.Go(func() error { return RunEvaluator(gctx, s.Bus, sets, ec, 1) })
@@ -274,9 +283,21 @@ func (s *Stack) Run(ctx context.Context) error {
 	if ac.Logger == nil {
 		ac.Logger = s.log.With("component", "actuator")
 	}
+	if ac.Registerer == nil {
+		ac.Registerer = s.cfg.Registerer
+	}
 	ac.SubjectPrefix = s.Bus.Subjects().Prefix
 	g.Go(func() error { return RunActuator(gctx, s.Bus, ac, subjects) })
 	return g.Wait()
+}
+
+// observerRegisterer labels one observer's metrics with its subject, so the
+// observers of both subjects share one registry.
+func (s *Stack) observerRegisterer(subject string) prometheus.Registerer {
+	if s.cfg.Registerer == nil {
+		return nil
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"observer": subject}, s.cfg.Registerer)
 }
 
 func (s *Stack) actuatorSubjects() (map[string]actuators.Subject, error) {
