@@ -201,13 +201,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Errors a Store reports, matched with errors.Is. Wrap a store whose errors
-// differ (such as internal/bus's KV) with TranslateErrors.
+// Errors a Store reports, matched with errors.Is. They are the buckets'
+// shared errors in schemas, which internal/bus's KV returns.
 var (
 	// ErrNotFound: the key does not exist.
-	ErrNotFound = errors.New("key not found")
+	ErrNotFound = schemas.ErrKeyNotFound
 	// ErrConflict: a compare-and-swap lost against another writer.
-	ErrConflict = errors.New("revision conflict")
+	ErrConflict = schemas.ErrRevisionConflict
 )
 
 // ErrPermanent is wrapped by handler errors that redelivery cannot fix: a
@@ -234,46 +234,6 @@ type ControlStore interface {
 	Store
 	Keys(ctx context.Context) ([]string, error)
 	Delete(ctx context.Context, key string) error
-}
-
-// TranslateErrors wraps a bucket whose not-found and conflict errors are
-// notFound and conflict (internal/bus's bus.ErrNotFound and bus.ErrConflict)
-// so that they also match ErrNotFound and ErrConflict.
-func TranslateErrors(s ControlStore, notFound, conflict error) ControlStore {
-	return translated{s: s, notFound: notFound, conflict: conflict}
-}
-
-type translated struct {
-	s                  ControlStore
-	notFound, conflict error
-}
-
-func (t translated) wrap(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case t.notFound != nil && errors.Is(err, t.notFound) && !errors.Is(err, ErrNotFound):
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
-	case t.conflict != nil && errors.Is(err, t.conflict) && !errors.Is(err, ErrConflict):
-		return fmt.Errorf("%w: %w", ErrConflict, err)
-	}
-	return err
-}
-
-func (t translated) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	v, r, err := t.s.Get(ctx, key)
-	return v, r, t.wrap(err)
-}
-
-func (t translated) CompareAndSwap(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
-	r, err := t.s.CompareAndSwap(ctx, key, value, revision)
-	return r, t.wrap(err)
-}
-
-func (t translated) Keys(ctx context.Context) ([]string, error) { return t.s.Keys(ctx) }
-
-func (t translated) Delete(ctx context.Context, key string) error {
-	return t.wrap(t.s.Delete(ctx, key))
 }
 
 // Publisher publishes one event on a NATS subject; the event id is the

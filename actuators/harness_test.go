@@ -86,7 +86,7 @@ func openStore(t testing.TB, b *bus.Bus, bucket string) ControlStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
+	return kv
 }
 
 // busAdapter adapts internal/bus to Bus, as cmd/operator does.

@@ -79,7 +79,7 @@ func stateStore(t *testing.T, b *bus.Bus) evaluators.StateStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return evaluators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
+	return kv
 }
 
 // stored returns the events stored in a stream, described one per line.
@@ -253,5 +253,26 @@ func TestBusConsumeRestartMidGrace(t *testing.T) {
 	}
 	if got := schemas.Extension(vs[0], schemas.ExtCausationID); got != "obs-2" {
 		t.Errorf("causationid %q, want obs-2", got)
+	}
+}
+
+// TestBusKVErrorsAreTheEngines checks that the real bucket reports a missing
+// key and a lost compare-and-swap with the errors the engine matches, with
+// no adapter in between.
+func TestBusKVErrorsAreTheEngines(t *testing.T) {
+	b := bustest.New(t)
+	s := stateStore(t, b)
+	ctx := bustest.Context(t, 10*time.Second)
+	if _, _, err := s.Get(ctx, "ratelimiter/demo/node_down/n1"); !errors.Is(err, evaluators.ErrNotFound) {
+		t.Fatalf("missing key: %v, want ErrNotFound", err)
+	}
+	if _, err := s.CompareAndSwap(ctx, "k", []byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CompareAndSwap(ctx, "k", []byte("b"), 0); !errors.Is(err, evaluators.ErrConflict) {
+		t.Fatalf("lost create: %v, want ErrConflict", err)
+	}
+	if _, ok := s.(evaluators.KeyLister); !ok {
+		t.Fatal("the bucket does not list keys; staleness needs it")
 	}
 }

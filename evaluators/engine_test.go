@@ -543,37 +543,4 @@ func TestMemoryStoreEnforcesRevisions(t *testing.T) {
 	if _, _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
-	ts := TranslateErrors(storeWithOwnErrors{&s}, errOwnNotFound, errOwnConflict)
-	if _, _, err := ts.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("translated not found: %v", err)
-	}
-	if _, ok := ts.(KeyLister); !ok {
-		t.Fatal("translated store lost Keys")
-	}
 }
-
-var (
-	errOwnNotFound = errors.New("own: not found")
-	errOwnConflict = errors.New("own: conflict")
-)
-
-// storeWithOwnErrors returns its own sentinels, like internal/bus does.
-type storeWithOwnErrors struct{ s *MemoryStore }
-
-func (o storeWithOwnErrors) Get(ctx context.Context, k string) ([]byte, uint64, error) {
-	v, r, err := o.s.Get(ctx, k)
-	if errors.Is(err, ErrNotFound) {
-		err = errOwnNotFound
-	}
-	return v, r, err
-}
-
-func (o storeWithOwnErrors) CompareAndSwap(ctx context.Context, k string, v []byte, r uint64) (uint64, error) {
-	n, err := o.s.CompareAndSwap(ctx, k, v, r)
-	if errors.Is(err, ErrConflict) {
-		err = errOwnConflict
-	}
-	return n, err
-}
-
-func (o storeWithOwnErrors) Keys(ctx context.Context) ([]string, error) { return o.s.Keys(ctx) }

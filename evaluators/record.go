@@ -1,9 +1,7 @@
 package evaluators
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -208,55 +206,6 @@ func (r instanceRecord) clone() instanceRecord {
 	}
 	return c
 }
-
-// translated maps a store's own sentinel errors to ErrNotFound and
-// ErrConflict.
-type translated struct {
-	s                  StateStore
-	notFound, conflict error
-}
-
-// TranslateErrors returns a StateStore that forwards to s and makes errors
-// matching notFound or conflict also match ErrNotFound or ErrConflict. It
-// lets a store from another package (internal/bus's KV) serve the engine
-// without this package importing it. The result implements KeyLister when s
-// does.
-func TranslateErrors(s StateStore, notFound, conflict error) StateStore {
-	t := translated{s: s, notFound: notFound, conflict: conflict}
-	if l, ok := s.(KeyLister); ok {
-		return translatedLister{translated: t, l: l}
-	}
-	return t
-}
-
-func (t translated) wrap(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case t.notFound != nil && errors.Is(err, t.notFound) && !errors.Is(err, ErrNotFound):
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
-	case t.conflict != nil && errors.Is(err, t.conflict) && !errors.Is(err, ErrConflict):
-		return fmt.Errorf("%w: %w", ErrConflict, err)
-	}
-	return err
-}
-
-func (t translated) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	v, r, err := t.s.Get(ctx, key)
-	return v, r, t.wrap(err)
-}
-
-func (t translated) CompareAndSwap(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
-	r, err := t.s.CompareAndSwap(ctx, key, value, revision)
-	return r, t.wrap(err)
-}
-
-type translatedLister struct {
-	translated
-	l KeyLister
-}
-
-func (t translatedLister) Keys(ctx context.Context) ([]string, error) { return t.l.Keys(ctx) }
 
 // parseInstanceKey splits an instance record key.
 func parseInstanceKey(k string) (subject, instance string, ok bool) {

@@ -2,21 +2,23 @@ package evaluators
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // ErrNotFound is returned (wrapped or matched with errors.Is) by a
 // StateStore's Get for a key that does not exist.
-var ErrNotFound = errors.New("key not found")
+// It is schemas.ErrKeyNotFound, which internal/bus's KV returns.
+var ErrNotFound = schemas.ErrKeyNotFound
 
 // ErrConflict is returned (wrapped or matched with errors.Is) by a
 // StateStore's CompareAndSwap when the key's revision is not the one given.
-var ErrConflict = errors.New("revision conflict")
+// It is schemas.ErrRevisionConflict.
+var ErrConflict = schemas.ErrRevisionConflict
 
 // StateStore is the key-value bucket that holds alert state
 // (schemas.BucketEvaluatorState). Implementations must be safe for

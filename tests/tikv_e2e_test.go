@@ -120,7 +120,7 @@ func kvStore(t *testing.T, b *bus.Bus, bucket string) actuators.ControlStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return actuators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
+	return kv
 }
 
 // pdRecorder records PD's mutating calls and their Idempotency-Key (the

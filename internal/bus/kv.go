@@ -7,15 +7,18 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // KV errors, independent of NATS so callers need not import it.
 var (
-	// ErrNotFound: the key does not exist (or was deleted).
-	ErrNotFound = errors.New("key not found")
+	// ErrNotFound: the key does not exist (or was deleted). It is
+	// schemas.ErrKeyNotFound, which the evaluator and actuator match.
+	ErrNotFound = schemas.ErrKeyNotFound
 	// ErrConflict: a compare-and-swap lost against a concurrent writer;
 	// re-read and retry.
-	ErrConflict = errors.New("revision conflict")
+	// It is schemas.ErrRevisionConflict.
+	ErrConflict = schemas.ErrRevisionConflict
 )
 
 // A KV is one key-value bucket. Keys may be any non-empty string: they are

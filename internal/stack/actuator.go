@@ -23,13 +23,10 @@ func ActuatorDeps(ctx context.Context, b *bus.Bus, subjects map[string]actuators
 	return d, err
 }
 
-// ControlStore opens a bucket with the errors the actuators package matches.
+// ControlStore opens a bucket for the actuators package. Its errors are the
+// schemas KV errors the package matches.
 func ControlStore(ctx context.Context, b *bus.Bus, bucket string) (actuators.ControlStore, error) {
-	kv, err := b.KV(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	return actuators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict), nil
+	return b.KV(ctx, bucket)
 }
 
 // RunActuator runs an actuator worker for subjects on b until ctx is done.

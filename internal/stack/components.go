@@ -23,8 +23,7 @@ func RunEvaluator(ctx context.Context, b *bus.Bus, sets []*evaluators.RuleSet, c
 	if err != nil {
 		return err
 	}
-	store := evaluators.TranslateErrors(kv, bus.ErrNotFound, bus.ErrConflict)
-	eng, err := evaluators.NewEngine(cfg, sets, store, b)
+	eng, err := evaluators.NewEngine(cfg, sets, kv, b)
 	if err != nil {
 		return err
 	}
