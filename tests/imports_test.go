@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -19,6 +20,9 @@ const module = "github.com/operator-dev/operator"
 func goList(t *testing.T, patterns ...string) map[string]listedPackage {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no go command on PATH: %v", err)
+		}
 		t.Skip("no go command on PATH")
 	}
 	cmd := exec.Command("go", append([]string{"list", "-deps", "-json"}, patterns...)...)
