@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,6 +31,13 @@ type Bus struct {
 	subjects schemas.Subjects
 	validate *schemas.Validator
 	metrics  *metrics
+
+	// acks carries async publishes to countAcks, which owns their metrics;
+	// acksMu and acksClosed keep a publish from racing Close.
+	acks       chan jetstream.PubAckFuture
+	acksDone   chan struct{}
+	acksMu     sync.RWMutex
+	acksClosed bool
 }
 
 // Open connects to the server at cfg.URL, or starts an embedded server when
@@ -101,6 +109,10 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b.js = js
+	// Sized above jetstream's default in-flight limit (4000), so a publish
+	// rarely waits for the counter.
+	b.acks, b.acksDone = make(chan jetstream.PubAckFuture, 8192), make(chan struct{})
+	go b.countAcks()
 	if _, err := js.AccountInfo(ctx); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("jetstream not available at %s: %w", b.displayURL(), err)
@@ -241,6 +253,19 @@ func (b *Bus) Close() error {
 				b.nc.Close()
 				err = errors.New("nats drain timed out")
 			}
+		}
+	}
+	if b.acks != nil {
+		b.acksMu.Lock()
+		if !b.acksClosed {
+			b.acksClosed = true
+			close(b.acks)
+		}
+		b.acksMu.Unlock()
+		select {
+		case <-b.acksDone:
+		case <-time.After(DefaultConnectTimeout):
+			err = errors.Join(err, errors.New("async publish acks still pending at close"))
 		}
 	}
 	b.stopEmbedded()

@@ -7,7 +7,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Ack is the server's acknowledgement of a stored event.
@@ -59,14 +58,26 @@ func (b *Bus) PublishAsync(subject string, e event.Event) error {
 		b.metrics.published.WithLabelValues(streamOfSubject(b.subjects, subject), "error").Inc()
 		return err
 	}
+	b.acksMu.RLock()
+	defer b.acksMu.RUnlock()
+	if b.acksClosed {
+		return fmt.Errorf("publish async %s %s: %w", e.Type(), e.ID(), nats.ErrConnectionClosed)
+	}
 	f, err := b.js.PublishMsgAsync(m)
 	if err != nil {
 		b.metrics.published.WithLabelValues(streamOfSubject(b.subjects, subject), "error").Inc()
 		return fmt.Errorf("publish async %s %s: %w", e.Type(), e.ID(), err)
 	}
-	go func() {
-		// The future resolves when the ack arrives or the publish times out
-		// (jetstream's async timeout), so this goroutine always ends.
+	b.acks <- f
+	return nil
+}
+
+// countAcks counts the outcome of every async publish, in publish order. It
+// runs from Open until Close closes b.acks. A future resolves when its ack
+// arrives, its publish fails, or the connection closes.
+func (b *Bus) countAcks() {
+	defer close(b.acksDone)
+	for f := range b.acks {
 		select {
 		case pa := <-f.Ok():
 			result := "ok"
@@ -77,8 +88,7 @@ func (b *Bus) PublishAsync(subject string, e event.Event) error {
 		case <-f.Err():
 			// counted by the async error handler
 		}
-	}()
-	return nil
+	}
 }
 
 // WaitPublished blocks until every queued async publish has been acked or
@@ -101,5 +111,3 @@ func (b *Bus) prepare(subject string, e event.Event) (*nats.Msg, error) {
 	}
 	return EncodeMsg(subject, e)
 }
-
-var _ = jetstream.PubAck{}
