@@ -112,6 +112,9 @@ func TestPublishAsync(t *testing.T) {
 	if info.Messages != 100 {
 		t.Fatalf("stored %d, want 100", info.Messages)
 	}
+	bustest.Eventually(t, 5*time.Second, func() bool {
+		return counter(t, reg, "operator_bus_published_total", map[string]string{"result": "ok"}) == 100
+	}, "every async publish counted as ok")
 }
 
 // rawConn connects a plain NATS client to b's listener, to put messages on
