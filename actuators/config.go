@@ -210,11 +210,7 @@ var (
 	ErrConflict = schemas.ErrRevisionConflict
 )
 
-// ErrPermanent is wrapped by handler errors that redelivery cannot fix: a
-// Bus terminates such a message instead of redelivering it.
-var ErrPermanent = errors.New("permanent failure")
-
-func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+func permanent(err error) error { return schemas.Permanent(err) }
 
 // Store is a key-value bucket with compare-and-swap. Implementations must be
 // safe for concurrent use.
@@ -254,7 +250,7 @@ type Delivery struct {
 }
 
 // A Handler handles one delivery. Returning nil acknowledges it; an error
-// wrapping ErrPermanent terminates it; any other error asks for
+// wrapping schemas.ErrPermanent terminates it; any other error asks for
 // redelivery after the consumer's backoff.
 type Handler func(ctx context.Context, d *Delivery) error
 
@@ -276,7 +272,7 @@ type ConsumerSpec struct {
 	HandleTimeout time.Duration
 }
 
-// Bus is what a Worker needs from the event backbone. cmd/operator adapts
+// Bus is what a Worker needs from the event backbone. The pipeline adapts
 // internal/bus to it; this package does not import the bus, so nothing of
 // NATS (nor anything it links) is in its import graph.
 type Bus interface {

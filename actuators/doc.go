@@ -13,12 +13,12 @@
 // `operator approve` and `operator reject` ([SetKillSwitch], [Decide]).
 //
 // A subject plugs in with a [Subject]: its [Catalog] and an [Executor] that
-// calls its API. cmd/operator registers them and adapts internal/bus to the
-// small interfaces declared here ([Bus], [Store], [ControlStore]). This
-// package must never import a subject package (actuators/<subject>,
-// observers/*, ratelimiter, internal/pdapi), internal/bus or NATS, and no
-// code path in it runs a process or a shell: TestNoShell checks its whole
-// import graph.
+// calls its API, both from the subject's folder (subjects/<name>). The
+// pipeline package builds them from its deployments and adapts internal/bus
+// to the small interfaces declared here ([Bus], [Store], [ControlStore]).
+// This package must never import a subject (subjects/*, ratelimiter),
+// observers, internal/bus or NATS, and no code path in it runs a process or
+// a shell: TestNoShell checks its whole import graph.
 //
 // Time: the gates take the time as an argument. The only wall-clock reads
 // are in the consumer loops ([Worker.Run] and its handlers), which stamp

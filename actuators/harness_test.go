@@ -89,7 +89,7 @@ func openStore(t testing.TB, b *bus.Bus, bucket string) ControlStore {
 	return kv
 }
 
-// busAdapter adapts internal/bus to Bus, as cmd/operator does.
+// busAdapter adapts internal/bus to Bus, as the pipeline does.
 type busAdapter struct{ *bus.Bus }
 
 func (a busAdapter) Consume(ctx context.Context, spec ConsumerSpec, h Handler) error {
@@ -98,9 +98,6 @@ func (a busAdapter) Consume(ctx context.Context, spec ConsumerSpec, h Handler) e
 		Backoff: spec.Backoff, Workers: spec.Workers, HandleTimeout: spec.HandleTimeout}
 	return a.Bus.Consume(ctx, cfg, func(ctx context.Context, m *bus.Message) error {
 		err := h(ctx, &Delivery{Event: m.Event, NumDelivered: m.NumDelivered, InProgress: m.InProgress})
-		if errors.Is(err, ErrPermanent) {
-			return bus.Permanent(err)
-		}
 		return err
 	})
 }

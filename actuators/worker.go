@@ -267,7 +267,7 @@ func (w *Worker) handleRequest(ctx context.Context, m *Delivery) error {
 // without a result. A request another delivery is executing is never
 // failed here.
 func (w *Worker) retryOrGiveUp(ctx context.Context, m *Delivery, req schemas.ActionRequest, corr string, err error, now time.Time, log *slog.Logger) error {
-	if err == nil || errors.Is(err, ErrPermanent) || errors.Is(err, errLeaseHeld) {
+	if err == nil || errors.Is(err, schemas.ErrPermanent) || errors.Is(err, errLeaseHeld) {
 		return err
 	}
 	if m.NumDelivered < uint64(w.cfg.MaxDeliver) {
@@ -338,7 +338,7 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 	// 3. Mode. Observe mode runs the read-only part of the next gates, so
 	// what it records is what execute mode would do.
 	if w.cfg.Mode != schemas.ModeExecute {
-		what := fmt.Sprintf("%s%s on %s/%s", a.Name, formatParams(req.Params), req.Subject, req.Instance)
+		what := fmt.Sprintf("%s%s on %s/%s", a.Name, schemas.FormatParams(req.Params), req.Subject, req.Instance)
 		_, reason, _, err := w.checkPreconditions(ctx, req, a, now)
 		switch {
 		case err != nil:
@@ -814,25 +814,4 @@ func orNone(s string) string {
 		return "(no reason given)"
 	}
 	return s
-}
-
-// formatParams renders params as {k=v ...} in key order.
-func formatParams(p map[string]any) string {
-	if len(p) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		b, err := json.Marshal(p[k])
-		if err != nil {
-			b = []byte(fmt.Sprint(p[k]))
-		}
-		parts[i] = k + "=" + string(b)
-	}
-	return "{" + strings.Join(parts, " ") + "}"
 }

@@ -100,19 +100,19 @@ func TestGates(t *testing.T) {
 			name:        "observe mode records what it would do",
 			mode:        schemas.ModeObserve,
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "user:1"}) },
-			wantOutcome: schemas.OutcomeSkipped, wantReason: `observe mode: would run poke{key="user:1"} on fake/i1`,
+			wantOutcome: schemas.OutcomeSkipped, wantReason: `observe mode: would run poke{key=user:1} on fake/i1`,
 		},
 		{
 			name:        "observe mode records what execute mode would refuse",
 			mode:        schemas.ModeObserve,
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "*"}) },
-			wantOutcome: schemas.OutcomeSkipped, wantReason: `observe mode: would not run poke{key="*"} on fake/i1: precondition: target param "key": wildcard target`,
+			wantOutcome: schemas.OutcomeSkipped, wantReason: `observe mode: would not run poke{key=*} on fake/i1: precondition: target param "key": wildcard target`,
 		},
 		{
 			name:        "observe mode notes approval",
 			mode:        schemas.ModeObserve,
 			req:         func() schemas.ActionRequest { return newRequest("nuke", map[string]any{"key": "a"}) },
-			wantOutcome: schemas.OutcomeSkipped, wantReason: "observe mode: would run nuke{key=\"a\"} on fake/i1 after approval",
+			wantOutcome: schemas.OutcomeSkipped, wantReason: "observe mode: would run nuke{key=a} on fake/i1 after approval",
 		},
 		{
 			name: "kill switch answers before observe mode",

@@ -191,7 +191,7 @@ func TestBusConsumeRestartMidGrace(t *testing.T) {
 		return b.Consume(ctx, cc, func(ctx context.Context, m *bus.Message) error {
 			err := handle(ctx, m.Event)
 			if errors.Is(err, evaluators.ErrInvalidObservation) || errors.Is(err, evaluators.ErrNoRules) {
-				return bus.Permanent(err)
+				return schemas.Permanent(err)
 			}
 			return err
 		})

@@ -23,13 +23,14 @@ import (
 
 // ErrInvalidObservation is wrapped by Observe for an event that can never be
 // evaluated (wrong type, undecodable data, no time, unsafe names). Retrying
-// it cannot help: consumers terminate such messages.
-var ErrInvalidObservation = errors.New("invalid observation")
+// it cannot help: it is a schemas.ErrPermanent, so the bus terminates such
+// messages.
+var ErrInvalidObservation error = schemas.PermanentKind("invalid observation")
 
 // ErrNoRules is wrapped by Observe for an observation of a subject no
 // loaded rule set names. Consumers filter on the rule sets' subjects, so it
-// means a misrouted message.
-var ErrNoRules = errors.New("no rule set for subject")
+// means a misrouted message; it is a schemas.ErrPermanent too.
+var ErrNoRules error = schemas.PermanentKind("no rule set for subject")
 
 // Engine evaluates observations against rule sets, keeps alert state in a
 // StateStore with compare-and-swap and publishes violations and action

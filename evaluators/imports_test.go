@@ -27,6 +27,8 @@ func TestImports(t *testing.T) {
 			strings.HasPrefix(dep, mod+"observers"),
 			strings.HasPrefix(dep, mod+"actuators"),
 			strings.HasPrefix(dep, mod+"ratelimiter"),
+			strings.HasPrefix(dep, mod+"subjects"),
+			strings.HasPrefix(dep, mod+"pipeline"),
 			strings.HasPrefix(dep, mod+"internal/bus"):
 			t.Errorf("evaluators depends on %s", dep)
 		}

@@ -7,14 +7,15 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // Source delivers observation events to a handler until ctx is done, then
 // returns after the handler calls in flight have finished. A handler error
 // means the event was not processed: the source redelivers it later, or
-// gives up on it when the error wraps ErrInvalidObservation or ErrNoRules.
-// internal/bus's durable consumer is wrapped into a Source by the command
-// that wires them.
+// gives up on it when the error wraps schemas.ErrPermanent (as
+// ErrInvalidObservation and ErrNoRules do). The pipeline wraps internal/bus's
+// durable consumer into a Source.
 type Source interface {
 	Consume(ctx context.Context, handle func(ctx context.Context, ev event.Event) error) error
 }
@@ -65,7 +66,7 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 		err := e.Observe(ctx, ev, time.Now())
 		if err != nil {
 			level := "transient"
-			if errors.Is(err, ErrInvalidObservation) || errors.Is(err, ErrNoRules) {
+			if errors.Is(err, schemas.ErrPermanent) {
 				level = "permanent"
 			}
 			e.log.Warn("observation not processed", "event_id", ev.ID(), "kind", level, "error", err)

@@ -54,25 +54,38 @@ type listedPackage struct {
 	Deps       []string
 }
 
-// subjectPackage reports whether path is subject code: a subject's
-// observer or executor, the rate limiter service and its client, or a
-// subject's API client.
+// subjectPackage reports whether path is subject code: a subject's folder
+// under subjects/ (its observer, executor, clients and fakes), or the rate
+// limiter service and its client. The contract (subjects) and its checks
+// (subjects/subjectstest) are core.
 func subjectPackage(path string) bool {
 	rel, ok := strings.CutPrefix(path, module+"/")
 	if !ok {
 		return false
 	}
-	for _, prefix := range []string{"observers/", "actuators/"} {
-		if rest, ok := strings.CutPrefix(rel, prefix); ok && rest != "" {
-			return true
+	if rest, ok := strings.CutPrefix(rel, "subjects/"); ok {
+		return rest != "subjectstest" && !strings.HasPrefix(rest, "subjectstest/")
+	}
+	return rel == "ratelimiter" || strings.HasPrefix(rel, "ratelimiter/")
+}
+
+// subjectRoots lists the subjects' folders: subjects/<name>.
+func subjectRoots(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("../subjects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roots []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "subjectstest" {
+			roots = append(roots, "subjects/"+e.Name())
 		}
 	}
-	for _, root := range []string{"ratelimiter", "internal/pdapi", "internal/tikvmetrics"} {
-		if rel == root || strings.HasPrefix(rel, root+"/") {
-			return true
-		}
+	if len(roots) < 2 {
+		t.Fatalf("found subjects %v; the shipped ones are missing", roots)
 	}
-	return false
+	return roots
 }
 
 // chain returns one import path from root to target, for the message.
@@ -100,10 +113,12 @@ func chain(pkgs map[string]listedPackage, root, target string) []string {
 }
 
 // TestCoreImportsNoSubject proves the design's main rule: nothing in the
-// generic core (evaluators/, the generic actuators package, schemas/,
-// internal/bus) imports a subject, so a new subject needs no change to it.
+// generic core (evaluators/, actuators/, observers/, schemas/, internal/,
+// the subjects contract, the pipeline) imports a subject, so a new subject
+// needs no change to it.
 func TestCoreImportsNoSubject(t *testing.T) {
-	core := []string{"./evaluators/...", "./actuators", "./schemas/...", "./internal/bus/...", "./observers"}
+	core := []string{"./evaluators/...", "./actuators/...", "./schemas/...", "./internal/...", "./observers/...",
+		"./subjects", "./subjects/subjectstest", "./pipeline"}
 	pkgs := goList(t, core...)
 	roots := 0
 	for _, p := range pkgs {
@@ -111,31 +126,36 @@ func TestCoreImportsNoSubject(t *testing.T) {
 			continue
 		}
 		roots++
+		if subjectPackage(p.ImportPath) {
+			t.Errorf("%s is subject code inside the core", p.ImportPath)
+		}
 		for _, dep := range p.Deps {
 			if subjectPackage(dep) {
 				t.Errorf("%s imports subject package %s: %s", p.ImportPath, dep, strings.Join(chain(pkgs, p.ImportPath, dep), " → "))
 			}
 		}
 	}
-	if roots < 5 {
+	if roots < 8 {
 		t.Fatalf("go list matched %d core packages; the patterns are wrong", roots)
 	}
 }
 
-// TestSubjectPackagesAreSeen checks the check: the wiring in cmd/operator
-// does import every subject, so the test above would see one in the core.
-func TestSubjectPackagesAreSeen(t *testing.T) {
+// TestEverySubjectIsRegistered checks the check and the registry: the
+// binary imports every subject folder (a folder left out of the one list in
+// cmd/operator would be dead code), and each is recognised as subject code,
+// so the test above would see one in the core.
+func TestEverySubjectIsRegistered(t *testing.T) {
 	pkgs := goList(t, "./cmd/operator")
 	main := pkgs[module+"/cmd/operator"]
-	for _, want := range []string{"observers/tikv", "actuators/tikv", "observers/ratelimiter", "actuators/ratelimiter", "ratelimiter"} {
+	for _, want := range append(subjectRoots(t), "ratelimiter") {
 		if !slices.Contains(main.Deps, module+"/"+want) {
-			t.Errorf("cmd/operator does not import %s: the import check could not tell", want)
+			t.Errorf("cmd/operator does not import %s: is it in the registry?", want)
 		}
 		if !subjectPackage(module + "/" + want) {
 			t.Errorf("%s is not recognised as a subject package", want)
 		}
 	}
-	for _, core := range []string{"evaluators", "actuators", "observers", "schemas", "internal/bus"} {
+	for _, core := range []string{"evaluators", "actuators", "observers", "schemas", "internal/bus", "subjects", "pipeline"} {
 		if subjectPackage(module + "/" + core) {
 			t.Errorf("core package %s is taken for a subject package", core)
 		}

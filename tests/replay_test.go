@@ -14,8 +14,8 @@ import (
 
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
-	"github.com/operator-dev/operator/internal/scenario"
-	rlobs "github.com/operator-dev/operator/observers/ratelimiter"
+	"github.com/operator-dev/operator/pipeline/scenario"
+	srl "github.com/operator-dev/operator/subjects/ratelimiter"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden replay outputs in testdata/recordings")
@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden replay outputs in te
 // events it emits, one formatted line each, as `operator replay` prints them.
 func replay(t *testing.T, file string) string {
 	t.Helper()
-	rs, err := evaluators.ParseRuleSet(rlobs.RulesFile, rlobs.Rules(), evaluators.LoadOptions{})
+	rs, err := srl.Subject().RuleSet(evaluators.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

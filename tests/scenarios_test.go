@@ -7,8 +7,8 @@ import (
 
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/redistest"
-	"github.com/operator-dev/operator/internal/scenario"
-	rlobs "github.com/operator-dev/operator/observers/ratelimiter"
+	"github.com/operator-dev/operator/pipeline/scenario"
+	srl "github.com/operator-dev/operator/subjects/ratelimiter"
 )
 
 // redisProcess lets a scenario stop and restart the test's redis-server.
@@ -28,9 +28,9 @@ func TestScenarios(t *testing.T) {
 	for _, sc := range scenario.All() {
 		t.Run(sc.Name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			cfg := scenario.StackConfig()
-			cfg.RedisURL = srv.URL()
-			cfg.RedisProcess = redisProcess{srv}
+			cfg := scenario.DefaultConfig()
+			cfg.Sandbox.RedisURL = srv.URL()
+			cfg.Sandbox.RedisProcess = redisProcess{srv}
 			ctx, cancel := context.WithTimeout(context.Background(), scenario.Deadline(sc))
 			defer cancel()
 			var out bytes.Buffer
@@ -51,7 +51,7 @@ func TestScenarios(t *testing.T) {
 // which fails when an expected rule does not fire, it proves that every
 // invariant fires for a real fault.
 func TestEveryRuleHasAScenario(t *testing.T) {
-	rs, err := evaluators.ParseRuleSet(rlobs.RulesFile, rlobs.Rules(), evaluators.LoadOptions{})
+	rs, err := srl.Subject().RuleSet(evaluators.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

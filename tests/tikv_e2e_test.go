@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,17 +14,16 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/operator-dev/operator/actuators"
-	acttikv "github.com/operator-dev/operator/actuators/tikv"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/bus/bustest"
-	"github.com/operator-dev/operator/internal/pdapi"
-	"github.com/operator-dev/operator/internal/pdapi/pdfake"
-	"github.com/operator-dev/operator/internal/stack"
-	"github.com/operator-dev/operator/internal/tikvmetrics"
 	"github.com/operator-dev/operator/observers"
-	obstikv "github.com/operator-dev/operator/observers/tikv"
+	"github.com/operator-dev/operator/pipeline"
 	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/subjects/tikv"
+	"github.com/operator-dev/operator/subjects/tikv/pdapi"
+	"github.com/operator-dev/operator/subjects/tikv/pdapi/pdfake"
+	"github.com/operator-dev/operator/subjects/tikv/tikvmetrics"
 )
 
 // e2eWait bounds each wait for an event in wall time.
@@ -98,22 +96,6 @@ func verificationOf(e event.Event) (schemas.ActionVerification, bool) {
 	return v, true
 }
 
-// actuatorBus adapts internal/bus to actuators.Bus, as cmd/operator does.
-type actuatorBus struct{ *bus.Bus }
-
-func (a actuatorBus) Consume(ctx context.Context, spec actuators.ConsumerSpec, h actuators.Handler) error {
-	cfg := bus.ConsumerConfig{Stream: spec.Stream, Durable: spec.Name, Description: spec.Description,
-		FilterSubjects: []string{spec.Filter}, MaxDeliver: spec.MaxDeliver, AckWait: spec.AckWait,
-		Backoff: spec.Backoff, Workers: spec.Workers, HandleTimeout: spec.HandleTimeout}
-	return a.Bus.Consume(ctx, cfg, func(ctx context.Context, m *bus.Message) error {
-		err := h(ctx, &actuators.Delivery{Event: m.Event, NumDelivered: m.NumDelivered, InProgress: m.InProgress})
-		if errors.Is(err, actuators.ErrPermanent) {
-			return bus.Permanent(err)
-		}
-		return err
-	})
-}
-
 func kvStore(t *testing.T, b *bus.Bus, bucket string) actuators.ControlStore {
 	t.Helper()
 	kv, err := b.KV(bustest.Context(t, 10*time.Second), bucket)
@@ -148,8 +130,8 @@ func (r *pdRecorder) list() []string {
 }
 
 // TestTiKVStoreDisconnectedEndToEnd runs the TiKV observer, the real rule
-// engine with observers/tikv/rules.yaml and the real actuator worker with
-// actuators/tikv over one embedded JetStream, against the fake PD: a store
+// engine with subjects/tikv/rules.yaml and the real actuator worker with
+// the subject's executor over one embedded JetStream, against the fake PD: a store
 // stops heartbeating, store_disconnected fires after its 30 s grace (event
 // time), evict_leader runs against PD and is verified once the store has no
 // leader left, the store comes back, cancel_evict_leader is requested by
@@ -201,7 +183,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 
 	// The evaluator, on the shipped rule set.
 	sets := []*evaluators.RuleSet{}
-	rs, err := evaluators.ParseRuleSet(obstikv.RulesFile, obstikv.Rules(), evaluators.LoadOptions{})
+	rs, err := tikv.Subject().RuleSet(evaluators.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +195,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 		// Staleness is judged on the wall clock; the driven polls are
 		// seconds apart in wall time, so give it room.
 		cfg := evaluators.Config{WorkerID: "e2e", StaleAfter: 10 * time.Minute}
-		if err := stack.RunEvaluator(runCtx, b, sets, cfg, 1); err != nil && runCtx.Err() == nil {
+		if err := pipeline.RunEvaluator(runCtx, b, sets, cfg, 1); err != nil && runCtx.Err() == nil {
 			t.Errorf("evaluator: %v", err)
 		}
 	})
@@ -223,7 +205,15 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject, err := acttikv.Subject(pd)
+	exec, err := tikv.NewExecutor(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := tikv.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps, err := pipeline.ActuatorDeps(ctx, b, map[string]actuators.Subject{tikv.Name: {Catalog: cat, Executor: exec}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,13 +221,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 		WorkerID: "e2e", Mode: schemas.ModeExecute,
 		ExecuteTimeout: 5 * time.Second, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond,
 		VerifyGrace: 200 * time.Millisecond, AckWait: 5 * time.Second, Redelivery: []time.Duration{50 * time.Millisecond},
-	}, actuators.Deps{
-		Bus:      actuatorBus{b},
-		Alerts:   kvStore(t, b, schemas.BucketEvaluatorState),
-		Ledger:   kvStore(t, b, schemas.BucketActuatorLedger),
-		Control:  kvStore(t, b, schemas.BucketControl),
-		Subjects: map[string]actuators.Subject{acttikv.Name: subject},
-	})
+	}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +233,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 
 	// The observer, polled by hand at explicit times.
 	var clock atomic.Int64
-	obs, err := obstikv.New(obstikv.Config{
+	obs, err := tikv.NewObserver(tikv.ObserverConfig{
 		PD:         pdapi.Config{URLs: []string{srv.URL}},
 		Prometheus: tikvmetrics.Config{URL: srv.URL},
 		Now:        func() time.Time { return time.Unix(0, clock.Load()) },
@@ -257,7 +241,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := observers.New(observers.Config{Subject: obstikv.Subject, Instance: instance, Interval: interval,
+	runner, err := observers.New(observers.Config{Subject: tikv.Name, Instance: instance, Interval: interval,
 		Subjects: b.Subjects()}, obs, b)
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +350,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 	// keep_firing_for (30 s) while someone cancels the eviction by hand.
 	cluster.ResumeHeartbeats(3)
 	poll(80 * time.Second)
-	cancelReq := schemas.ActionRequest{ID: "manual-cancel-evict-3", Subject: acttikv.Name, Instance: instance,
+	cancelReq := schemas.ActionRequest{ID: "manual-cancel-evict-3", Subject: tikv.Name, Instance: instance,
 		Action: "cancel_evict_leader", Params: map[string]any{"store_id": "3"}, Reason: "store 3 is back",
 		RequestedBy: "sre@example.com", RequestedAt: time.Now().UTC()}
 	publishRequest(t, b, cancelReq)

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,8 +19,8 @@ import (
 	"github.com/operator-dev/operator/actuators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/eventlog"
-	"github.com/operator-dev/operator/internal/stack"
 	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/subjects"
 )
 
 // defaultPerson names whoever runs a command, for requests and decisions.
@@ -39,7 +35,7 @@ func defaultPerson() string {
 	return name
 }
 
-func newActCmd() *cobra.Command {
+func newActCmd(reg subjects.Registry) *cobra.Command {
 	var (
 		nf     natsFlags
 		id     string
@@ -58,20 +54,20 @@ checked against the catalog here first; the actuator checks it again.`,
   operator act ratelimiter prod update_limit pattern='api:*' limit=100 window_ms=60000 algorithm=sliding_window_log --wait 30s`,
 		Args: cobra.MinimumNArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cats, err := actuatorCatalogs()
+			subject, instance, action := args[0], args[1], args[2]
+			sub, err := reg.Get(subject)
 			if err != nil {
 				return err
 			}
-			subject, instance, action := args[0], args[1], args[2]
-			cat, ok := cats[subject]
-			if !ok {
-				return fmt.Errorf("no action catalog for subject %q (known: %s)", subject, strings.Join(sortedKeys(cats), ", "))
+			cat, err := sub.ActionCatalog()
+			if err != nil {
+				return err
 			}
 			a, ok := cat.Action(action)
 			if !ok {
 				return fmt.Errorf("no action %q for %s; see: operator actions catalog %s", action, subject, subject)
 			}
-			params, err := parseParams(a, args[3:])
+			params, err := a.ParseParams(args[3:])
 			if err != nil {
 				return err
 			}
@@ -79,7 +75,7 @@ checked against the catalog here first; the actuator checks it again.`,
 				return err
 			}
 			if id == "" {
-				id = newRequestID()
+				id = actuators.NewRequestID()
 			}
 			now := time.Now()
 			req := schemas.ActionRequest{ID: id, Subject: subject, Instance: instance, Action: action, Params: params,
@@ -106,7 +102,7 @@ checked against the catalog here first; the actuator checks it again.`,
 			if ack.Duplicate {
 				fmt.Fprintf(out, "request %s was already published; nothing new stored\n", id)
 			} else {
-				fmt.Fprintf(out, "requested %s%s on %s/%s: id %s\n", action, formatKV(params), subject, instance, id)
+				fmt.Fprintf(out, "requested %s%s on %s/%s: id %s\n", action, schemas.FormatParams(params), subject, instance, id)
 			}
 			if wait <= 0 {
 				fmt.Fprintf(out, "follow it with: operator actions show %s\n", id)
@@ -124,218 +120,27 @@ checked against the catalog here first; the actuator checks it again.`,
 	return cmd
 }
 
-// parseParams turns PARAM=VALUE arguments into params: JSON values unless
-// the catalog says the param is a string.
-func parseParams(a *actuators.Action, args []string) (map[string]any, error) {
-	var schema struct {
-		Properties map[string]struct {
-			Type any `json:"type"`
-		} `json:"properties"`
-	}
-	if err := json.Unmarshal(a.Params, &schema); err != nil {
-		return nil, err
-	}
-	params := map[string]any{}
-	for _, arg := range args {
-		k, v, ok := strings.Cut(arg, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("param %q: want NAME=VALUE", arg)
-		}
-		if _, dup := params[k]; dup {
-			return nil, fmt.Errorf("param %q given twice", k)
-		}
-		var parsed any
-		if schema.Properties[k].Type != "string" && json.Unmarshal([]byte(v), &parsed) == nil {
-			params[k] = parsed
-		} else {
-			params[k] = v
-		}
-	}
-	return params, nil
-}
-
-func newRequestID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return "act-" + hex.EncodeToString(b)
-}
-
-func formatKV(p map[string]any) string {
-	if len(p) == 0 {
-		return ""
-	}
-	var parts []string
-	for _, k := range sortedKeys(p) {
-		b, _ := json.Marshal(p[k])
-		parts = append(parts, k+"="+string(b))
-	}
-	return "{" + strings.Join(parts, " ") + "}"
-}
-
 // waitForOutcome prints the events of request id as they arrive until its
 // verification, a final outcome that will not be verified, or the timeout.
 func waitForOutcome(ctx context.Context, b *bus.Bus, out io.Writer, id string, since time.Time, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	var final *schemas.ActionResult
-	err := b.Tail(ctx, b.Subjects().All(), since, func(_ string, e event.Event, err error) {
-		if err != nil || !strings.HasPrefix(e.Type(), "io.operator.action.") || requestIDOf(e) != id {
-			return
-		}
+	_, err := actuators.WaitOutcome(ctx, b, b.Subjects().All(), id, since, func(e event.Event) {
 		fmt.Fprintln(out, eventlog.Line(e))
-		switch e.Type() {
-		case schemas.TypeActionCompleted:
-			var r schemas.ActionResult
-			if json.Unmarshal(e.Data(), &r) == nil && r.Outcome != schemas.OutcomeAwaitingApproval {
-				final = &r
-				if r.Outcome != schemas.OutcomeSucceeded {
-					cancel()
-				}
-			}
-		case schemas.TypeActionVerified:
-			cancel()
-		}
 	})
-	if err != nil && ctx.Err() == nil {
-		return err
-	}
-	if final == nil {
-		return fmt.Errorf("no outcome for %s within %s (is an actuator running for this subject?)", id, wait)
+	if err != nil {
+		return fmt.Errorf("within %s: %w", wait, err)
 	}
 	return nil
 }
 
-// requestIDOf returns the request id an action event is about.
-func requestIDOf(e event.Event) string {
-	var d struct {
-		ID        string `json:"id"`
-		RequestID string `json:"request_id"`
-	}
-	_ = json.Unmarshal(e.Data(), &d)
-	if d.RequestID != "" {
-		return d.RequestID
-	}
-	return d.ID
-}
-
-func newActionsCmd() *cobra.Command {
+func newActionsCmd(reg subjects.Registry) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "actions",
 		Short: "List and show action requests with their results and verifications; show the catalogs",
 	}
-	cmd.AddCommand(newActionsListCmd(), newActionsShowCmd(), newActionsCatalogCmd())
+	cmd.AddCommand(newActionsListCmd(), newActionsShowCmd(), newActionsCatalogCmd(reg))
 	return cmd
-}
-
-// actionHistory is one request with what followed it, read from the stream.
-type actionHistory struct {
-	id           string
-	request      *schemas.ActionRequest
-	requestedAt  time.Time
-	awaiting     *schemas.ActionResult
-	result       *schemas.ActionResult
-	verification *schemas.ActionVerification
-	events       []event.Event
-}
-
-func (h *actionHistory) last() time.Time {
-	t := h.requestedAt
-	for _, e := range h.events {
-		if e.Time().After(t) {
-			t = e.Time()
-		}
-	}
-	return t
-}
-
-// readActions reads OPERATOR_ACTIONS from since and groups the events by
-// request id, newest request first.
-func readActions(ctx context.Context, b *bus.Bus, since time.Time) ([]*actionHistory, error) {
-	var buf bytes.Buffer
-	rw := bus.NewRecordWriter(&buf)
-	if _, err := b.Record(ctx, schemas.StreamActions, since, rw); err != nil {
-		return nil, err
-	}
-	if err := rw.Flush(); err != nil {
-		return nil, err
-	}
-	byID := map[string]*actionHistory{}
-	rr := bus.NewRecordReader(&buf)
-	for {
-		rec, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		e, err := rec.Event()
-		if err != nil {
-			continue // not an event; operator events tail shows it
-		}
-		id := requestIDOf(e)
-		if id == "" {
-			continue
-		}
-		h := byID[id]
-		if h == nil {
-			h = &actionHistory{id: id, requestedAt: e.Time()}
-			byID[id] = h
-		}
-		h.events = append(h.events, e)
-		switch e.Type() {
-		case schemas.TypeActionRequested:
-			var r schemas.ActionRequest
-			if json.Unmarshal(e.Data(), &r) == nil && h.request == nil {
-				h.request, h.requestedAt = &r, r.RequestedAt
-			}
-		case schemas.TypeActionCompleted:
-			var r schemas.ActionResult
-			if json.Unmarshal(e.Data(), &r) == nil {
-				if r.Outcome == schemas.OutcomeAwaitingApproval {
-					h.awaiting = &r
-				} else {
-					h.result = &r
-				}
-			}
-		case schemas.TypeActionVerified:
-			var v schemas.ActionVerification
-			if json.Unmarshal(e.Data(), &v) == nil {
-				h.verification = &v
-			}
-		}
-	}
-	list := make([]*actionHistory, 0, len(byID))
-	for _, h := range byID {
-		list = append(list, h)
-	}
-	sort.Slice(list, func(i, j int) bool {
-		if !list[i].requestedAt.Equal(list[j].requestedAt) {
-			return list[i].requestedAt.After(list[j].requestedAt)
-		}
-		return list[i].id > list[j].id
-	})
-	return list, nil
-}
-
-func (h *actionHistory) outcome() string {
-	switch {
-	case h.result != nil:
-		return h.result.Outcome
-	case h.awaiting != nil:
-		return h.awaiting.Outcome
-	}
-	return "pending"
-}
-
-func (h *actionHistory) verified() string {
-	switch {
-	case h.verification == nil:
-		return "-"
-	case h.verification.Verified:
-		return "yes"
-	}
-	return "NO"
 }
 
 func newActionsListCmd() *cobra.Command {
@@ -355,7 +160,7 @@ func newActionsListCmd() *cobra.Command {
 			}
 			defer b.Close()
 			from := sinceTime(since)
-			list, err := readActions(cmd.Context(), b, from)
+			list, err := actuators.ReadHistory(cmd.Context(), b, from)
 			if err != nil {
 				return err
 			}
@@ -366,20 +171,11 @@ func newActionsListCmd() *cobra.Command {
 			fmt.Fprintln(tw, "REQUESTED\tID\tTARGET\tACTION\tOUTCOME\tVERIFIED\tREASON")
 			for _, h := range list {
 				target, action, params := "?", "?", ""
-				if h.request != nil {
-					target, action, params = h.request.Subject+"/"+h.request.Instance, h.request.Action, formatKV(h.request.Params)
+				if h.Request != nil {
+					target, action, params = h.Request.Subject+"/"+h.Request.Instance, h.Request.Action, schemas.FormatParams(h.Request.Params)
 				}
-				reason := ""
-				if h.result != nil {
-					reason = h.result.Reason
-				} else if h.awaiting != nil {
-					reason = h.awaiting.Reason
-				}
-				if h.verification != nil && !h.verification.Verified {
-					reason = h.verification.Reason
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\t%s\t%s\t%s\n", h.requestedAt.UTC().Format(time.RFC3339), h.id, target,
-					action, params, h.outcome(), h.verified(), truncateText(reason, 100))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\t%s\t%s\t%s\n", h.RequestedAt.UTC().Format(time.RFC3339), h.ID, target,
+					action, params, h.Outcome(), h.Verified(), truncateText(h.Reason(), 100))
 			}
 			return tw.Flush()
 		},
@@ -413,43 +209,29 @@ func newActionsShowCmd() *cobra.Command {
 			}
 			defer b.Close()
 			from := sinceTime(since)
-			list, err := readActions(cmd.Context(), b, from)
+			list, err := actuators.ReadHistory(cmd.Context(), b, from)
 			if err != nil {
 				return err
 			}
-			var match []*actionHistory
-			for _, h := range list {
-				if h.id == args[0] {
-					match = []*actionHistory{h}
-					break
-				}
-				if strings.HasPrefix(h.id, args[0]) {
-					match = append(match, h)
-				}
+			h, err := actuators.FindHistory(list, args[0])
+			if err != nil {
+				return err
 			}
-			switch len(match) {
-			case 0:
-				return fmt.Errorf("no action request %q in %s", args[0], schemas.StreamActions)
-			case 1:
-			default:
-				return fmt.Errorf("%q matches %d requests; give more of the id", args[0], len(match))
-			}
-			h := match[0]
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "request %s: %s, verified %s\n\n", h.id, h.outcome(), h.verified())
-			printJSON(out, "request", h.request)
-			printJSON(out, "awaiting approval", h.awaiting)
-			printJSON(out, "result", h.result)
-			printJSON(out, "verification", h.verification)
-			if ledger, err := stack.ControlStore(cmd.Context(), b, schemas.BucketActuatorLedger); err == nil {
-				if entry, err := actuators.ReadLedger(cmd.Context(), ledger, h.id); err == nil {
+			fmt.Fprintf(out, "request %s: %s, verified %s\n\n", h.ID, h.Outcome(), h.Verified())
+			printJSON(out, "request", h.Request)
+			printJSON(out, "awaiting approval", h.Awaiting)
+			printJSON(out, "result", h.Result)
+			printJSON(out, "verification", h.Verification)
+			if ledger, err := b.KV(cmd.Context(), schemas.BucketActuatorLedger); err == nil {
+				if entry, err := actuators.ReadLedger(cmd.Context(), ledger, h.ID); err == nil {
 					printJSON(out, "ledger", &entry)
 				}
 			}
-			if control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl); err == nil {
+			if control, err := b.KV(cmd.Context(), schemas.BucketControl); err == nil {
 				if list, err := actuators.ListApprovals(cmd.Context(), control); err == nil {
 					for _, a := range list {
-						if a.RequestID == h.id {
+						if a.RequestID == h.ID {
 							a.Request = schemas.ActionRequest{} // shown above
 							printJSON(out, "approval", &a)
 						}
@@ -457,7 +239,7 @@ func newActionsShowCmd() *cobra.Command {
 				}
 			}
 			fmt.Fprintln(out, "events:")
-			for _, e := range h.events {
+			for _, e := range h.Events {
 				fmt.Fprintln(out, "  "+eventlog.Line(e))
 			}
 			return nil
@@ -479,19 +261,22 @@ func printJSON[T any](out io.Writer, title string, v *T) {
 	fmt.Fprintf(out, "%s:\n  %s\n\n", title, b)
 }
 
-func newActionsCatalogCmd() *cobra.Command {
+func newActionsCatalogCmd(reg subjects.Registry) *cobra.Command {
 	return &cobra.Command{
 		Use:   "catalog [SUBJECT]",
 		Short: "Show the actions the actuator knows, with risk, approval, cooldown and verification",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cats, err := actuatorCatalogs()
+			cats, err := reg.Catalogs()
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SUBJECT\tACTION\tRISK\tAPPROVAL\tCOOLDOWN\tTARGET\tVERIFY WITHIN\tDESCRIPTION")
-			for _, name := range sortedKeys(cats) {
+			for _, name := range reg.Names() {
+				if cats[name] == nil {
+					continue
+				}
 				if len(args) == 1 && args[0] != name {
 					continue
 				}
@@ -545,15 +330,11 @@ decides it again: an approved request still meets the kill switch, the mode,
 its precondition and the budget before it executes. Approvals expire.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := nf.openBus(cmd.Context(), slog.Default(), "operator-approve")
+			b, control, err := nf.openControl(cmd.Context(), "operator-approve")
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl)
-			if err != nil {
-				return err
-			}
 			id, err := actuators.ResolveApprovalID(cmd.Context(), control, args[0])
 			if err != nil {
 				return err
@@ -570,7 +351,7 @@ its precondition and the budget before it executes. Approvals expire.`,
 			}
 			r := rec.Request
 			if approve {
-				fmt.Fprintf(out, "approved %s: %s%s on %s/%s (approval good until %s)\n", id, r.Action, formatKV(r.Params),
+				fmt.Fprintf(out, "approved %s: %s%s on %s/%s (approval good until %s)\n", id, r.Action, schemas.FormatParams(r.Params),
 					r.Subject, r.Instance, rec.ExpiresAt.UTC().Format(time.RFC3339))
 				fmt.Fprintln(out, "resubmitted to the actuators; it executes once an actuator in execute mode passes its gates (kill switch, mode, precondition, budget)")
 			} else {
@@ -621,15 +402,11 @@ func newKillSwitchCmd(engage bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := nf.openBus(cmd.Context(), slog.Default(), "operator-control")
+			b, control, err := nf.openControl(cmd.Context(), "operator-control")
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl)
-			if err != nil {
-				return err
-			}
 			ks := actuators.KillSwitch{Engaged: engage, By: by, Reason: reason, At: time.Now()}
 			scope := "all subjects"
 			if len(args) == 1 {
@@ -668,15 +445,11 @@ func newControlStatusCmd() *cobra.Command {
 		Short: "Show kill switches, approvals and each subject's budget and cooldowns",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := nf.openBus(cmd.Context(), slog.Default(), "operator-control")
+			b, control, err := nf.openControl(cmd.Context(), "operator-control")
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			control, err := stack.ControlStore(cmd.Context(), b, schemas.BucketControl)
-			if err != nil {
-				return err
-			}
 			now := time.Now()
 			st, err := actuators.ReadStatus(cmd.Context(), control, now)
 			if err != nil {
@@ -721,7 +494,7 @@ func newControlStatusCmd() *cobra.Command {
 				}
 				r := a.Request
 				fmt.Fprintf(tw, "%s\t%s\t%s/%s %s%s\t%s\t%s\t%s\n", a.RequestID, state, r.Subject, r.Instance, r.Action,
-					formatKV(r.Params), a.ExpiresAt.UTC().Format(time.RFC3339), orDash(a.DecidedBy), orDash(a.Reason))
+					schemas.FormatParams(r.Params), a.ExpiresAt.UTC().Format(time.RFC3339), orDash(a.DecidedBy), orDash(a.Reason))
 			}
 			return tw.Flush()
 		},

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -14,12 +12,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/operator-dev/operator/actuators"
-	actratelimiter "github.com/operator-dev/operator/actuators/ratelimiter"
-	acttikv "github.com/operator-dev/operator/actuators/tikv"
-	"github.com/operator-dev/operator/internal/pdapi"
-	"github.com/operator-dev/operator/internal/stack"
-	"github.com/operator-dev/operator/ratelimiter/client"
+	"github.com/operator-dev/operator/pipeline"
 	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/subjects"
 )
 
 // actuateFlags configure `operator actuate`.
@@ -38,23 +33,26 @@ type actuateFlags struct {
 }
 
 // subjectFlags select the subjects an actuator acts on and reach their
-// APIs.
+// APIs: each subject registers its own endpoint flags.
 type subjectFlags struct {
-	names            []string
-	ratelimiterURLs  []string
-	ratelimiterToken string
-	pdURLs           []string
+	reg   subjects.Registry
+	names []string
+	execs map[string]subjects.NewExecutor
 }
 
-func addSubjectFlags(cmd *cobra.Command, f *subjectFlags) {
+func addSubjectFlags(cmd *cobra.Command, reg subjects.Registry, f *subjectFlags) {
 	fs := cmd.Flags()
-	fs.StringSliceVar(&f.names, "subjects", []string{actratelimiter.Name}, "subjects to act on (comma-separated): "+strings.Join(knownActuatorSubjects(), ", "))
-	fs.StringSliceVar(&f.ratelimiterURLs, "ratelimiter-url", nil, "base URL of rate limiter nodes (comma-separated; any node can act for all)")
-	fs.StringVar(&f.ratelimiterToken, "ratelimiter-token", "", "bearer token of the rate limiter's management API")
-	fs.StringSliceVar(&f.pdURLs, "pd-url", nil, "PD URLs of the TiKV cluster (comma-separated; any member can act)")
+	f.reg = reg
+	f.execs = map[string]subjects.NewExecutor{}
+	fs.StringSliceVar(&f.names, "subjects", reg.Names()[:1], "subjects to act on (comma-separated): "+strings.Join(reg.Names(), ", "))
+	for _, s := range reg {
+		if s.Executor.Flags != nil {
+			f.execs[s.Name] = s.Executor.Flags(fs)
+		}
+	}
 }
 
-func newActuateCmd() *cobra.Command {
+func newActuateCmd(reg subjects.Registry) *cobra.Command {
 	var f actuateFlags
 	cmd := &cobra.Command{
 		Use:   "actuate",
@@ -79,7 +77,7 @@ would run ...". Pass --mode execute to act.`,
 	}
 	fs := cmd.Flags()
 	addNATSFlags(cmd, &f.nats)
-	addSubjectFlags(cmd, &f.subjects)
+	addSubjectFlags(cmd, reg, &f.subjects)
 	fs.StringVar(&f.mode, "mode", actuators.DefaultMode, "observe (record what would be done) or execute")
 	fs.StringVar(&f.workerID, "worker-id", defaultWorkerID(), "this actuator's name in event sources and ledger claims")
 	fs.IntVar(&f.maxActions, "max-actions", actuators.DefaultMaxActions, "most actions per subject within --per, across all replicas (failed verifications count)")
@@ -114,14 +112,14 @@ func runActuate(ctx context.Context, f actuateFlags) error {
 	if f.maxActions < 1 {
 		return fmt.Errorf("--max-actions %d: must be at least 1", f.maxActions)
 	}
-	subjects, err := actuatorSubjects(f.subjects, f.mode == schemas.ModeExecute)
+	subs, err := actuatorSubjects(f.subjects, f.mode == schemas.ModeExecute)
 	if err != nil {
 		return err
 	}
 	busCfg := f.nats.config(log)
 	busCfg.Name = "operator-actuate"
 	busCfg.Registerer = reg
-	b, err := openDeclared(ctx, busCfg)
+	b, err := pipeline.OpenBus(ctx, busCfg)
 	if err != nil {
 		return err
 	}
@@ -130,7 +128,7 @@ func runActuate(ctx context.Context, f actuateFlags) error {
 			log.Warn("closing nats", "error", err)
 		}
 	}()
-	deps, err := stack.ActuatorDeps(ctx, b, subjects)
+	deps, err := pipeline.ActuatorDeps(ctx, b, subs)
 	if err != nil {
 		return err
 	}
@@ -146,89 +144,36 @@ func runActuate(ctx context.Context, f actuateFlags) error {
 	return g.Wait()
 }
 
-// knownActuatorSubjects are the subjects this binary has an action catalog
-// and executor for.
-func knownActuatorSubjects() []string { return []string{actratelimiter.Name, acttikv.Name} }
-
-// actuatorCatalogs returns the action catalog of every known subject.
-func actuatorCatalogs() (map[string]*actuators.Catalog, error) {
-	cat, err := actratelimiter.Catalog()
-	if err != nil {
-		return nil, err
-	}
-	tikvCat, err := acttikv.Catalog()
-	if err != nil {
-		return nil, err
-	}
-	return map[string]*actuators.Catalog{actratelimiter.Name: cat, acttikv.Name: tikvCat}, nil
-}
-
 // actuatorSubjects registers the selected subjects: each one's catalog and,
 // when its endpoint is configured, its executor. Executing needs every
 // selected subject's endpoint.
 func actuatorSubjects(f subjectFlags, execute bool) (map[string]actuators.Subject, error) {
-	cats, err := actuatorCatalogs()
-	if err != nil {
-		return nil, err
-	}
 	if len(f.names) == 0 {
 		return nil, errors.New("--subjects: name at least one subject")
 	}
 	out := map[string]actuators.Subject{}
 	for _, name := range f.names {
-		cat, ok := cats[name]
-		if !ok {
-			return nil, fmt.Errorf("--subjects: no actuator for subject %q (known: %s)", name, strings.Join(knownActuatorSubjects(), ", "))
+		sub, err := f.reg.Get(name)
+		if err != nil {
+			return nil, fmt.Errorf("--subjects: %w", err)
+		}
+		cat, err := sub.ActionCatalog()
+		if err != nil {
+			return nil, err
 		}
 		s := actuators.Subject{Catalog: cat}
-		switch name {
-		case actratelimiter.Name:
-			if len(f.ratelimiterURLs) == 0 {
-				if execute {
-					return nil, errors.New("--mode execute on the rate limiter needs --ratelimiter-url")
-				}
-				break
+		if newExec := f.execs[name]; newExec != nil {
+			s.Executor, err = newExec()
+			switch {
+			case errors.Is(err, subjects.ErrNotConfigured) && !execute:
+				// Observe mode records what it would do and needs no endpoint.
+			case err != nil:
+				return nil, fmt.Errorf("--mode execute on %s: %w", name, err)
 			}
-			var clients []*client.Client
-			for _, u := range f.ratelimiterURLs {
-				// The worker bounds every call with its own timeout.
-				c, err := client.New(strings.TrimSpace(u), &http.Client{})
-				if err != nil {
-					return nil, fmt.Errorf("--ratelimiter-url: %w", err)
-				}
-				clients = append(clients, c.WithToken(f.ratelimiterToken))
-			}
-			e, err := actratelimiter.NewExecutor(clients...)
-			if err != nil {
-				return nil, err
-			}
-			s.Executor = e
-		case acttikv.Name:
-			if len(f.pdURLs) == 0 {
-				if execute {
-					return nil, errors.New("--mode execute on TiKV needs --pd-url")
-				}
-				break
-			}
-			pd, err := pdapi.New(pdapi.Config{URLs: f.pdURLs})
-			if err != nil {
-				return nil, fmt.Errorf("--pd-url: %w", err)
-			}
-			if s.Executor, err = acttikv.NewExecutor(pd); err != nil {
-				return nil, err
-			}
+		} else if execute {
+			return nil, fmt.Errorf("--mode execute on %s: the subject has no executor", name)
 		}
 		out[name] = s
 	}
 	return out, nil
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

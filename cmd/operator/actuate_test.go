@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/spf13/cobra"
 
 	"github.com/operator-dev/operator/actuators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/bus/bustest"
 	"github.com/operator-dev/operator/internal/redistest"
-	"github.com/operator-dev/operator/internal/stack"
+	"github.com/operator-dev/operator/pipeline"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/schemas"
 )
@@ -264,11 +265,17 @@ func TestCrashAfterTheAPICallWithRealNodes(t *testing.T) {
 	n1 := startCountingNode(t, "n1", redisURL, "")
 	b := bustest.New(t, bustest.WithListener)
 	ctx := bustest.Context(t, time.Minute)
-	subjects, err := actuatorSubjects(subjectFlags{names: []string{"ratelimiter"}, ratelimiterURLs: []string{n1.url}}, true)
+	var sf subjectFlags
+	cmd := &cobra.Command{}
+	addSubjectFlags(cmd, builtinSubjects(), &sf)
+	if err := cmd.Flags().Parse([]string{"--subjects", "ratelimiter", "--ratelimiter-url", n1.url}); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := actuatorSubjects(sf, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, err := stack.ActuatorDeps(ctx, b, subjects)
+	deps, err := pipeline.ActuatorDeps(ctx, b, subs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/operator-dev/operator/internal/scenario"
+	"github.com/operator-dev/operator/pipeline/scenario"
 	"github.com/operator-dev/operator/ratelimiter"
 )
 

@@ -13,8 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/operator-dev/operator/internal/scenario"
-	"github.com/operator-dev/operator/internal/stack"
+	"github.com/operator-dev/operator/pipeline/scenario"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -50,11 +49,11 @@ Scenarios: ` + strings.Join(scenario.Names(), ", "),
 				}
 				scs = []scenario.Scenario{sc}
 			}
-			cfg := scenario.StackConfig()
-			cfg.RedisURL = redisURL
-			cfg.Limiter.Version = buildVersion()
+			cfg := scenario.DefaultConfig()
+			cfg.Sandbox.RedisURL = redisURL
+			cfg.Sandbox.Limiter.Version = buildVersion()
 			if verbose {
-				cfg.Logger = slog.Default()
+				cfg.Pipeline.Logger = slog.Default()
 			}
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg, scs, asJSON, record)
 		},
@@ -66,7 +65,7 @@ Scenarios: ` + strings.Join(scenario.Names(), ", "),
 	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, cfg stack.Config, scs []scenario.Scenario, asJSON bool, record string) error {
+func runDemo(ctx context.Context, out io.Writer, cfg scenario.Config, scs []scenario.Scenario, asJSON bool, record string) error {
 	var results []scenario.Result
 	failed := 0
 	for _, sc := range scs {

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/operator-dev/operator/evaluators"
-	"github.com/operator-dev/operator/internal/stack"
+	"github.com/operator-dev/operator/pipeline"
 )
 
 // evaluateFlags configure `operator evaluate`.
@@ -34,7 +34,7 @@ func newEvaluateCmd() *cobra.Command {
 subjects the rule files name, that evaluates every observation, keeps alert
 state in the operator_evaluator_state bucket and publishes violations and
 action requests. Several evaluators may share the consumer.`,
-		Example: `  operator evaluate --rules observers/ratelimiter/rules.yaml
+		Example: `  operator evaluate --rules subjects/ratelimiter/rules.yaml
   operator evaluate --nats nats://nats:4222 --rules a.yaml --rules b.yaml --workers 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,7 +83,7 @@ func runEvaluate(ctx context.Context, f evaluateFlags) error {
 	busCfg := f.nats.config(log)
 	busCfg.Name = "operator-evaluate"
 	busCfg.Registerer = reg
-	b, err := openDeclared(ctx, busCfg)
+	b, err := pipeline.OpenBus(ctx, busCfg)
 	if err != nil {
 		return err
 	}
@@ -95,6 +95,6 @@ func runEvaluate(ctx context.Context, f evaluateFlags) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	serveMetrics(gctx, g, f.metricsListen, reg)
-	g.Go(func() error { return stack.RunEvaluator(gctx, b, sets, cfg, f.workers) })
+	g.Go(func() error { return pipeline.RunEvaluator(gctx, b, sets, cfg, f.workers) })
 	return g.Wait()
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/operator-dev/operator/internal/loadgen"
+	"github.com/operator-dev/operator/ratelimiter/loadgen"
 )
 
 func newLoadgenCmd() *cobra.Command {

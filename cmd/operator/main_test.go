@@ -114,9 +114,14 @@ func TestUpStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
+	store := t.TempDir()
 	go func() {
-		done <- runUp(ctx, &out, upFlags{store: t.TempDir(), natsListen: "127.0.0.1:0", nodeListen: "127.0.0.1:0",
-			nodes: 2, instance: "demo", interval: time.Second, layout: natsFlags{prefix: "operator", replicas: 1}})
+		root := newRootCmd()
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs([]string{"up", "--store", store, "--nats-listen", "127.0.0.1:0", "--node-listen", "127.0.0.1:0",
+			"--nodes", "2", "--metrics-listen", ""})
+		done <- root.ExecuteContext(ctx)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "nats --server nats://127.0.0.1:") {
@@ -129,7 +134,12 @@ func TestUpStartsAndStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("up: %v", err)
 	}
-	if !strings.Contains(out.String(), "stopped") {
-		t.Errorf("up did not report a clean stop:\n%s", out.String())
+	for _, want := range []string{"watching ratelimiter/demo", "node n1", "node n2", "stopped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("up did not print %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "node n3") {
+		t.Errorf("up ran more nodes than --nodes 2:\n%s", out.String())
 	}
 }

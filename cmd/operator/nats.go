@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/operator-dev/operator/internal/bus"
+	"github.com/operator-dev/operator/pipeline"
 )
 
 func newNATSCmd() *cobra.Command {
@@ -42,7 +43,7 @@ func newNATSServeCmd() *cobra.Command {
 			cfg.URL = ""
 			cfg.Name = "operator-nats-serve"
 			cfg.Embedded = bus.EmbeddedConfig{StoreDir: dir, Listen: listen, ServerLogs: serverLogs}
-			b, err := openDeclared(cmd.Context(), cfg)
+			b, err := pipeline.OpenBus(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

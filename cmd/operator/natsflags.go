@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/operator-dev/operator/internal/bus"
+	"github.com/operator-dev/operator/pipeline"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // defaultNATSURL is where `operator up` and `operator nats serve` listen.
@@ -57,19 +59,22 @@ func (f *natsFlags) config(log *slog.Logger) bus.Config {
 func (f *natsFlags) openBus(ctx context.Context, log *slog.Logger, name string) (*bus.Bus, error) {
 	cfg := f.config(log)
 	cfg.Name = name
-	return openDeclared(ctx, cfg)
+	return pipeline.OpenBus(ctx, cfg)
 }
 
-func openDeclared(ctx context.Context, cfg bus.Config) (*bus.Bus, error) {
-	b, err := bus.Open(ctx, cfg)
+// openControl opens the bus and the operator_control bucket, for the
+// commands that change or read the actuators' controls.
+func (f *natsFlags) openControl(ctx context.Context, name string) (*bus.Bus, *bus.KV, error) {
+	b, err := f.openBus(ctx, slog.Default(), name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := b.Declare(ctx); err != nil {
+	control, err := b.KV(ctx, schemas.BucketControl)
+	if err != nil {
 		_ = b.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return b, nil
+	return b, control, nil
 }
 
 // sinceTime turns a --since duration into a start time; 0 means from the

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/operator-dev/operator/ratelimiter"
 )
@@ -100,35 +97,20 @@ func runRatelimiterServe(ctx context.Context, f ratelimiterServeFlags) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	rdb, err := ratelimiter.NewRedisClient(f.redisURL, f.redisTimeout)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rdb.Close() }()
-
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if cfg.Advertise == "" {
-		cfg.Advertise = advertiseURL(ln.Addr())
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cfg.Registerer = reg
-	lim, err := ratelimiter.New(rdb, cfg)
+	n, err := ratelimiter.StartNode(ctx, ratelimiter.NodeConfig{Listen: f.listen, RedisURL: f.redisURL, Token: f.token, Limiter: cfg, Registry: reg})
 	if err != nil {
-		_ = ln.Close()
 		return err
 	}
-	h := ratelimiter.NewHandler(lim, ratelimiter.HandlerOptions{Token: f.token, Gatherer: reg})
-
-	log.Info("rate limiter node starting", "node", cfg.NodeID, "listen", ln.Addr().String(), "advertise", cfg.Advertise,
+	log.Info("rate limiter node started", "node", n.ID, "listen", n.Addr, "advertise", n.URL,
 		"redis", redactURL(f.redisURL), "clock", cfg.Clock, "on_redis_error", cfg.OnRedisError, "auth", f.token != "", "chaos", f.enableChaos)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ratelimiter.Serve(gctx, ln, h) })
-	g.Go(func() error { return lim.Run(gctx) })
-	return g.Wait()
+	select {
+	case <-ctx.Done():
+		return n.Stop()
+	case <-n.Done():
+		return n.Err()
+	}
 }
 
 // redactURL hides a password in a Redis URL for logs.
@@ -138,19 +120,4 @@ func redactURL(s string) string {
 		return "(unparsable url)"
 	}
 	return u.Redacted()
-}
-
-// advertiseURL is the default --advertise: the listen address, with the host
-// name in place of a wildcard address.
-func advertiseURL(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return "http://" + addr.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil {
-			host = h
-		}
-	}
-	return "http://" + net.JoinHostPort(host, port)
 }

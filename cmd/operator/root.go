@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/operator-dev/operator/subjects"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -15,9 +16,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// newRootCmd builds the whole command tree. It is a function rather than a
-// package-level variable so tests can build a fresh tree each time.
-func newRootCmd() *cobra.Command {
+// newRootCmd builds the whole command tree for the shipped subjects.
+func newRootCmd() *cobra.Command { return newRootCmdFor(builtinSubjects()) }
+
+// newRootCmdFor builds the whole command tree for the subjects of reg. It is
+// a function rather than a package-level variable so tests can build a
+// fresh tree each time, with subjects of their own.
+func newRootCmdFor(reg subjects.Registry) *cobra.Command {
 	var logLevel string
 	root := &cobra.Command{
 		Use:   "operator",
@@ -45,7 +50,7 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(
-		newUpCmd(),
+		newUpCmd(reg),
 		newVersionCmd(),
 		newNATSCmd(),
 		newRecordCmd(),
@@ -56,13 +61,13 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 		newRulesCmd(),
 		newRatelimiterCmd(),
 		newBenchCmd(),
-		newObserveCmd(),
+		newObserveCmd(reg),
 		newLoadgenCmd(),
 		newDemoCmd(),
 		newChaosCmd(),
-		newActuateCmd(),
-		newActCmd(),
-		newActionsCmd(),
+		newActuateCmd(reg),
+		newActCmd(reg),
+		newActionsCmd(reg),
 		newApproveCmd(),
 		newRejectCmd(),
 		newControlCmd(),

@@ -21,7 +21,7 @@ func newRulesCheckCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:     "check FILE...",
 		Short:   "Run the load-time checks on rule files; exit 1 with every problem found",
-		Example: `  operator rules check observers/ratelimiter/rules.yaml`,
+		Example: `  operator rules check subjects/ratelimiter/rules.yaml`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sets, err := evaluators.LoadRuleSets(evaluators.LoadOptions{}, args...)
@@ -45,7 +45,7 @@ func newRulesTestCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:     "test FILE...",
 		Short:   "Run rule unit tests (promtool test rules style); exit 1 on failure",
-		Example: `  operator rules test observers/ratelimiter/rules_test.yaml`,
+		Example: `  operator rules test subjects/ratelimiter/rules_test.yaml`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ok, err := evaluators.RunTests(cmd.Context(), cmd.OutOrStdout(), evaluators.LoadOptions{}, args...)

@@ -15,9 +15,9 @@ import (
 	"github.com/operator-dev/operator/actuators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/eventlog"
-	"github.com/operator-dev/operator/internal/stack"
-	"github.com/operator-dev/operator/ratelimiter"
+	"github.com/operator-dev/operator/pipeline"
 	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/subjects"
 )
 
 // upFlags configure `operator up`.
@@ -25,33 +25,28 @@ type upFlags struct {
 	store      string
 	natsListen string
 	natsURL    string
-	redisURL   string
-	nodes      int
-	nodeListen string
-	instance   string
-	interval   time.Duration
-	token      string
-	clock      string
 	rules      []string
-	pd         []string
-	prometheus string
 	mode       string
 	metrics    string
 	quiet      bool
 	layout     natsFlags
+	// starts run each subject's local deployment, from its own flags.
+	starts []localStart
 	// log receives the components' logs (default: slog.Default()).
 	log *slog.Logger
 }
 
-func newUpCmd() *cobra.Command {
+func newUpCmd(reg subjects.Registry) *cobra.Command {
 	var f upFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole pipeline in one process on embedded defaults",
 		Long: `Run the whole pipeline in one process: an embedded NATS JetStream server (also
-listening for the nats CLI), an embedded Redis-compatible store (or --redis),
-rate limiter nodes, the rate limiter observer and the evaluator, and a live
-log with one line per event. Ctrl-C stops everything cleanly.`,
+listening for the nats CLI), each subject's local deployment (the rate
+limiter starts an embedded Redis-compatible store, or uses --redis, and its
+nodes; TiKV joins when --pd is given), an observer per deployment, the
+evaluator, the actuator, and a live log with one line per event. Ctrl-C stops
+everything cleanly.`,
 		Example: `  operator up
   operator up --store ./.operator --nodes 5
   operator up --redis redis://127.0.0.1:6379/0 --nats nats://127.0.0.1:4222
@@ -70,21 +65,23 @@ log with one line per event. Ctrl-C stops everything cleanly.`,
 	fs.StringVar(&f.store, "store", "", "directory for the embedded JetStream store (default: a temporary directory removed on exit)")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS listens for the nats CLI and other processes ('' for in-process only)")
 	fs.StringVar(&f.natsURL, "nats", "", "use this external NATS server instead of the embedded one")
-	fs.StringVar(&f.redisURL, "redis", "", "use this Redis instead of the embedded store (redis://host:port/db)")
-	fs.IntVar(&f.nodes, "nodes", stack.DefaultNodes, "rate limiter nodes to run")
-	fs.StringVar(&f.nodeListen, "node-listen", "127.0.0.1:8081", "address of the first node; the others take the next ports (port 0: any free port)")
-	fs.StringVar(&f.instance, "instance", stack.DefaultInstance, "name of the rate limiter deployment in subjects")
-	fs.DurationVar(&f.interval, "interval", stack.DefaultInterval, "observer poll interval")
-	fs.StringVar(&f.token, "token", "", "bearer token for the nodes' management API")
-	fs.StringVar(&f.clock, "clock", string(ratelimiter.DefaultClock), "the nodes' decision clock: redis (TIME) or node (each node's own, so a chaos clock skew changes decisions)")
-	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the shipped rate limiter rules")
-	fs.StringSliceVar(&f.pd, "pd", nil, "also observe and repair a TiKV cluster through these PD URLs (see docs/tikv.md)")
-	fs.StringVar(&f.prometheus, "prometheus", "", "the Prometheus that scrapes the TiKV stores (with --pd)")
+	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the subjects' shipped rules")
 	fs.StringVar(&f.mode, "mode", schemas.ModeExecute, "the actuator's mode: execute (act; up owns its sandbox) or observe (record what it would do)")
 	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9464", "serve the pipeline's Prometheus metrics here ('' for none; the nodes serve their own)")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
+	for _, s := range reg {
+		if s.Local.Flags != nil {
+			f.starts = append(f.starts, localStart{s, s.Local.Flags(fs)})
+		}
+	}
 	return cmd
+}
+
+// localStart is one subject's way to run in `operator up`.
+type localStart struct {
+	subject subjects.Subject
+	start   subjects.StartLocal
 }
 
 func runUp(ctx context.Context, out io.Writer, f upFlags) error {
@@ -92,13 +89,30 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg := stack.Config{
+	var deps []*subjects.Deployment
+	closeAll := func() {
+		for _, d := range deps {
+			if d.Close != nil {
+				_ = d.Close()
+			}
+		}
+	}
+	env := subjects.Env{Logger: log, Version: buildVersion()}
+	for _, ls := range f.starts {
+		d, err := ls.start(ctx, env)
+		if err != nil {
+			closeAll()
+			return portHint(fmt.Errorf("%s: %w", ls.subject.Name, err))
+		}
+		if d != nil {
+			d.Subject = ls.subject
+			deps = append(deps, d)
+		}
+	}
+	cfg := pipeline.Config{
 		Store: f.store, NATSListen: f.natsListen, NATSURL: f.natsURL,
-		Bus:      bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
-		RedisURL: f.redisURL, Nodes: f.nodes, NodeListen: f.nodeListen,
-		Limiter: ratelimiter.Config{EnableChaos: true, Version: buildVersion(), Clock: ratelimiter.ClockSource(f.clock)},
-		Token:   f.token, Instance: f.instance, Interval: f.interval, RuleFiles: f.rules,
-		PDURLs: f.pd, PrometheusURL: f.prometheus,
+		Bus:         bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
+		Deployments: deps, RuleFiles: f.rules,
 		Actuator: actuators.Config{Mode: f.mode},
 		Logger:   log,
 	}
@@ -106,25 +120,22 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	if f.metrics != "" {
 		cfg.Registerer = reg
 	}
-	s, err := stack.Start(ctx, cfg)
+	p, err := pipeline.Start(ctx, cfg) // owns deps from here, even when it fails
 	if err != nil {
-		if strings.Contains(err.Error(), "ready") || strings.Contains(err.Error(), "address already in use") {
-			return fmt.Errorf("%w (another operator up may be running; pass --nats-listen and --node-listen with free ports, or port 0)", err)
-		}
-		return err
+		return portHint(err)
 	}
 	defer func() {
-		if err := s.Close(); err != nil {
+		if err := p.Close(); err != nil {
 			log.Warn("shutting down", "error", err)
 		}
 	}()
-	printEndpoints(out, s, f.metrics)
+	printEndpoints(out, p, f.metrics)
 
 	g, gctx := errgroup.WithContext(ctx)
 	serveMetrics(gctx, g, f.metrics, reg)
-	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error { return p.Run(gctx) })
 	if !f.quiet {
-		g.Go(func() error { return liveLog(gctx, s.Bus, out) })
+		g.Go(func() error { return liveLog(gctx, p.Bus, out) })
 	}
 	err = g.Wait()
 	if ctx.Err() != nil {
@@ -134,19 +145,33 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	return err
 }
 
-func printEndpoints(out io.Writer, s *stack.Stack, metricsAddr string) {
-	natsURL := s.Bus.ClientURL()
+// portHint adds what to do when a port is taken, the usual reason for up to
+// fail at start.
+func portHint(err error) error {
+	if strings.Contains(err.Error(), "ready") || strings.Contains(err.Error(), "address already in use") {
+		return fmt.Errorf("%w (another operator up may be running; pass --nats-listen and --node-listen with free ports, or port 0)", err)
+	}
+	return err
+}
+
+func printEndpoints(out io.Writer, p *pipeline.Pipeline, metricsAddr string) {
+	natsURL := p.Bus.ClientURL()
 	if natsURL == "" {
 		natsURL = "(in-process only)"
 	}
-	fmt.Fprintf(out, "operator up: instance %q\n", s.Instance())
-	fmt.Fprintf(out, "  NATS   %s\n", natsURL)
-	fmt.Fprintf(out, "  Redis  %s\n", s.RedisURL)
-	for _, n := range s.Nodes() {
-		fmt.Fprintf(out, "  node %s  %s   (try: curl -XPOST %s/v1/check -d '{\"key\":\"user:1\"}')\n", n.ID, n.URL, n.URL)
+	var watched []string
+	for _, d := range p.Deployments() {
+		watched = append(watched, d.Subject.Name+"/"+d.Instance)
 	}
-	if u := s.Bus.ClientURL(); u != "" {
-		fmt.Fprintf(out, "  watch every event: nats --server %s sub '%s'\n", u, s.Bus.Subjects().All())
+	fmt.Fprintf(out, "operator up: watching %s\n", strings.Join(watched, ", "))
+	fmt.Fprintf(out, "  NATS   %s\n", natsURL)
+	for _, d := range p.Deployments() {
+		for _, line := range d.Endpoints {
+			fmt.Fprintf(out, "  %s\n", line)
+		}
+	}
+	if u := p.Bus.ClientURL(); u != "" {
+		fmt.Fprintf(out, "  watch every event: nats --server %s sub '%s'\n", u, p.Bus.Subjects().All())
 		fmt.Fprintf(out, "  or:                operator events tail --nats %s\n", u)
 	}
 	if metricsAddr != "" {

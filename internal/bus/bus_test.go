@@ -238,7 +238,7 @@ func TestConsumeRetriesTransientErrors(t *testing.T) {
 			acked <- m.Event.ID()
 			return nil
 		case "permanent":
-			return bus.Permanent(errors.New("params do not match the catalog"))
+			return schemas.Permanent(errors.New("params do not match the catalog"))
 		default:
 			return errors.New("still down")
 		}

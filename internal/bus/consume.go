@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // Consumer defaults.
@@ -22,18 +23,6 @@ const (
 // DefaultBackoff is the redelivery delay after the n-th failed delivery
 // (the last entry repeats).
 var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
-
-// ErrPermanent marks a handler error that retrying cannot fix; the message is
-// terminated instead of redelivered.
-var ErrPermanent = errors.New("permanent failure")
-
-// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrPermanent, err)
-}
 
 // A Message is one delivered event with its delivery metadata.
 type Message struct {
@@ -61,7 +50,7 @@ func (m *Message) InProgress() error {
 }
 
 // A Handler processes one message. Returning nil acks it. An error wrapping
-// ErrPermanent terminates it (counted and logged, never redelivered). Any
+// schemas.ErrPermanent terminates it (counted and logged, never redelivered). Any
 // other error naks it with a delay, until MaxDeliver deliveries, after which
 // it is terminated with reason "max_deliver". The ctx is not cancelled by
 // shutdown: in-flight messages finish within HandleTimeout while the consumer
@@ -234,7 +223,7 @@ func (w *worker) handle(m jetstream.Msg) {
 			return
 		}
 		met.acked.WithLabelValues(stream, consumer).Inc()
-	case errors.Is(herr, ErrPermanent):
+	case errors.Is(herr, schemas.ErrPermanent):
 		w.term(m, "permanent", herr)
 	case meta.NumDelivered >= uint64(w.cfg.MaxDeliver):
 		w.term(m, "max_deliver", herr)

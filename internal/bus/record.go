@@ -121,61 +121,9 @@ func (rr *RecordReader) Next() (Record, error) {
 // from the start) to w, ending at the message that was last when it began.
 // It returns how many records it wrote.
 func (b *Bus) Record(ctx context.Context, stream string, since time.Time, w *RecordWriter) (int, error) {
-	s, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	last := s.CachedInfo().State.LastSeq
-	if s.CachedInfo().State.Msgs == 0 {
-		return 0, nil
-	}
-	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !since.IsZero() {
-		occ.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		occ.OptStartTime = &since
-	}
-	cons, err := s.OrderedConsumer(ctx, occ)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", stream, err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", stream, err)
-	}
-	if info.NumPending == 0 {
-		return 0, nil
-	}
-	n := 0
-	for {
-		msgs, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return n, fmt.Errorf("read %s: %w", stream, err)
-		}
-		got := 0
-		for m := range msgs.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				return n, fmt.Errorf("read %s: %w", stream, err)
-			}
-			if err := w.Write(RecordOf(m.Subject(), meta.Timestamp, m.Headers(), m.Data())); err != nil {
-				return n, err
-			}
-			n++
-			if meta.Sequence.Stream >= last || meta.NumPending == 0 {
-				return n, nil
-			}
-		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return n, fmt.Errorf("read %s: %w", stream, err)
-		}
-		if got == 0 {
-			return n, fmt.Errorf("read %s: no message after sequence %d", stream, last)
-		}
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-	}
+	return b.readStored(ctx, stream, since, func(m jetstream.Msg, stored time.Time) error {
+		return w.Write(RecordOf(m.Subject(), stored, m.Headers(), m.Data()))
+	})
 }
 
 // Replay publishes every record of rr back to its subject, keeping its

@@ -6,7 +6,6 @@ package eventlog
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -46,7 +45,7 @@ func Line(e event.Event) string {
 	case schemas.TypeActionRequested:
 		var r schemas.ActionRequest
 		if json.Unmarshal(data, &r) == nil {
-			return fmt.Sprintf("%s action       REQUESTED %s/%s %s%s id=%s by=%s", ts, r.Subject, r.Instance, r.Action, params(r.Params), short(r.ID), r.RequestedBy)
+			return fmt.Sprintf("%s action       REQUESTED %s/%s %s%s id=%s by=%s", ts, r.Subject, r.Instance, r.Action, schemas.FormatParams(r.Params), short(r.ID), r.RequestedBy)
 		}
 	case schemas.TypeActionCompleted:
 		var r schemas.ActionResult
@@ -77,20 +76,4 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-func params(p map[string]any) string {
-	if len(p) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%v", k, p[k])
-	}
-	return "{" + strings.Join(parts, " ") + "}"
 }

@@ -1,0 +1,230 @@
+// Package subjects is the contract between Operator's generic pipeline and
+// the systems it watches. A subject (the rate limiter, TiKV) lives in one
+// folder under subjects/ and exports one [Subject] value: its name, its
+// observer's flags and constructor, its rule set and rule tests, its action
+// catalog, its executor's flags and constructor, and how `operator up` runs
+// or reaches one instance of it. cmd/operator and the pipeline loop over a
+// list of Subjects; nothing else names a subject, so adding one changes no
+// core package.
+//
+// This package imports the generic runtime (observers, actuators,
+// evaluators) and never a subject.
+package subjects
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/evaluators"
+	"github.com/operator-dev/operator/observers"
+	"github.com/operator-dev/operator/schemas"
+)
+
+// A File is a file a subject ships, embedded in the binary.
+type File struct {
+	// Path is the file's path in the repository, so messages point at the
+	// file a person edits ("subjects/tikv/rules.yaml").
+	Path string
+	Data []byte
+}
+
+// A Subject is everything one kind of system plugs into the pipeline.
+type Subject struct {
+	// Name is the token in NATS subjects, rule files and catalogs.
+	Name string
+	// Title names one instance in help texts ("rate limiter deployment").
+	Title string
+
+	// Rules is the shipped rule set (rules.yaml) and RulesTest its unit
+	// tests (rules_test.yaml).
+	Rules     File
+	RulesTest File
+	// Catalog is the action catalog (actions.yaml).
+	Catalog File
+
+	Observer Observer
+	Executor Executor
+	Local    Local
+}
+
+// RuleSet parses the shipped rule set.
+func (s Subject) RuleSet(opts evaluators.LoadOptions) (*evaluators.RuleSet, error) {
+	return evaluators.ParseRuleSet(s.Rules.Path, s.Rules.Data, opts)
+}
+
+// ActionCatalog parses the shipped action catalog.
+func (s Subject) ActionCatalog() (*actuators.Catalog, error) {
+	return actuators.ParseCatalog(s.Catalog.Path, s.Catalog.Data)
+}
+
+// Observer is how `operator observe NAME` runs the subject's observer.
+type Observer struct {
+	// Short, Long and Example are the command's help.
+	Short, Long, Example string
+	// DefaultInstance is --instance's default; empty makes it required.
+	DefaultInstance string
+	// DefaultInterval is --interval's default.
+	DefaultInterval time.Duration
+	// Required lists the observer's own flags that must be given.
+	Required []string
+	// Flags registers the observer's own flags on fs and returns the
+	// constructor to call once they are parsed.
+	Flags func(fs *pflag.FlagSet) NewSource
+}
+
+// NewSource builds an observer's source from its parsed flags. close
+// releases what the source holds (connections) once it is no longer polled.
+type NewSource func(ctx context.Context, log *slog.Logger) (src observers.Source, close func() error, err error)
+
+// Executor is how `operator actuate` reaches the subject's API.
+type Executor struct {
+	// Flags registers the flags that reach the subject's API on fs and
+	// returns the constructor to call once they are parsed.
+	Flags func(fs *pflag.FlagSet) NewExecutor
+}
+
+// NewExecutor builds an executor from its parsed flags. It returns an
+// error wrapping [ErrNotConfigured] when no endpoint was given: an actuator
+// in observe mode needs none.
+type NewExecutor func() (actuators.Executor, error)
+
+// ErrNotConfigured is wrapped by a [NewExecutor] whose endpoint flags were
+// not given; its message names them.
+var ErrNotConfigured = errors.New("no endpoint configured")
+
+// Local is how `operator up` runs the subject in its one process: it may
+// start a sandbox of the subject (the rate limiter starts Redis and nodes)
+// or reach a real one (TiKV, through PD URLs given as flags).
+type Local struct {
+	// Flags registers the subject's flags on `operator up` and returns the
+	// function that starts it once they are parsed. Nil: `up` does not run
+	// the subject.
+	Flags func(fs *pflag.FlagSet) StartLocal
+}
+
+// StartLocal starts or reaches one instance of the subject for the
+// one-process pipeline. It returns nil, nil when the flags leave the
+// subject out of this run (TiKV without PD URLs).
+type StartLocal func(ctx context.Context, env Env) (*Deployment, error)
+
+// Env is what `operator up` tells a subject it starts.
+type Env struct {
+	Logger *slog.Logger
+	// Version is the binary's version, for the services a subject starts.
+	Version string
+}
+
+// A Deployment is one instance of a subject the pipeline watches and acts
+// on: the source its observer polls and the executor its actions run
+// through. The pipeline that is given a Deployment owns it and calls Close.
+type Deployment struct {
+	Subject  Subject
+	Instance string
+	// Interval is the observer's poll interval (0: the observer's default).
+	Interval time.Duration
+	Source   observers.Source
+	// Executor may be nil for a deployment that is only watched.
+	Executor actuators.Executor
+	// Endpoints describe, one line each, what was started or reached, for
+	// `operator up` to print.
+	Endpoints []string
+	// Close releases what the deployment started; nil when nothing.
+	Close func() error
+}
+
+// Validate checks that the deployment names its subject and instance and
+// has a source.
+func (d *Deployment) Validate() error {
+	var errs []error
+	if err := schemas.ValidToken(d.Subject.Name); err != nil {
+		errs = append(errs, fmt.Errorf("subject: %w", err))
+	}
+	if err := schemas.ValidToken(d.Instance); err != nil {
+		errs = append(errs, fmt.Errorf("%s instance: %w", d.Subject.Name, err))
+	}
+	if d.Source == nil {
+		errs = append(errs, fmt.Errorf("%s/%s: no observer source", d.Subject.Name, d.Instance))
+	}
+	return errors.Join(errs...)
+}
+
+// A Registry is the list of subjects one binary knows, in a stable order.
+type Registry []Subject
+
+// NewRegistry checks that every subject is complete and named once.
+func NewRegistry(list ...Subject) (Registry, error) {
+	var errs []error
+	seen := map[string]bool{}
+	for _, s := range list {
+		if err := schemas.ValidToken(s.Name); err != nil {
+			errs = append(errs, fmt.Errorf("subject %q: %w", s.Name, err))
+			continue
+		}
+		if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("subject %q registered twice", s.Name))
+		}
+		seen[s.Name] = true
+		if s.Observer.Flags == nil {
+			errs = append(errs, fmt.Errorf("subject %q: no observer", s.Name))
+		}
+		if len(s.Rules.Data) == 0 {
+			errs = append(errs, fmt.Errorf("subject %q: no rule set", s.Name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.Clone(Registry(list)), nil
+}
+
+// Names returns the subjects' names in order.
+func (r Registry) Names() []string {
+	out := make([]string, 0, len(r))
+	for _, s := range r {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// Lookup returns the subject called name.
+func (r Registry) Lookup(name string) (Subject, bool) {
+	for _, s := range r {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Subject{}, false
+}
+
+// Get returns the subject called name, or an error listing the known ones.
+func (r Registry) Get(name string) (Subject, error) {
+	if s, ok := r.Lookup(name); ok {
+		return s, nil
+	}
+	return Subject{}, fmt.Errorf("unknown subject %q (known: %s)", name, strings.Join(r.Names(), ", "))
+}
+
+// Catalogs parses every subject's action catalog, by subject name.
+// Subjects that ship none are left out.
+func (r Registry) Catalogs() (map[string]*actuators.Catalog, error) {
+	out := map[string]*actuators.Catalog{}
+	for _, s := range r {
+		if len(s.Catalog.Data) == 0 {
+			continue
+		}
+		c, err := s.ActionCatalog()
+		if err != nil {
+			return nil, err
+		}
+		out[s.Name] = c
+	}
+	return out, nil
+}

@@ -1,0 +1,177 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/spf13/pflag"
+
+	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/internal/bus/bustest"
+	"github.com/operator-dev/operator/observers"
+	"github.com/operator-dev/operator/pipeline"
+	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/subjects"
+)
+
+// toyQueue is the system the toy subject watches: a queue whose depth
+// grows until someone drains it.
+type toyQueue struct {
+	depth  atomic.Int64
+	drains atomic.Int64
+}
+
+// toySubject is a subject that exists only in this test: an observer that
+// reads the queue's depth, a rule set that fires when it is deep, and a
+// catalog and executor that drain it. It is written the way a new subject
+// is, against the subjects contract alone.
+func toySubject(t *testing.T, q *toyQueue) subjects.Subject {
+	t.Helper()
+	file := func(name string) subjects.File {
+		path := "testdata/toy/" + name
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return subjects.File{Path: path, Data: data}
+	}
+	source := observers.SourceFunc(func(context.Context) (observers.State, error) {
+		return observers.State{Value: map[string]any{"depth": q.depth.Load()}}, nil
+	})
+	executor := actuators.ExecutorFunc(func(_ context.Context, req schemas.ActionRequest) (schemas.ActionResult, error) {
+		q.depth.Store(0)
+		q.drains.Add(1)
+		return schemas.ActionResult{Reason: "drained"}, nil
+	})
+	return subjects.Subject{
+		Name:      "toy",
+		Title:     "toy queue",
+		Rules:     file("rules.yaml"),
+		RulesTest: file("rules_test.yaml"),
+		Catalog:   file("actions.yaml"),
+		Observer: subjects.Observer{
+			Short:           "Observe a toy queue",
+			DefaultInstance: "q1",
+			DefaultInterval: 100 * time.Millisecond,
+			Flags: func(*pflag.FlagSet) subjects.NewSource {
+				return func(context.Context, *slog.Logger) (observers.Source, func() error, error) { return source, nil, nil }
+			},
+		},
+		Executor: subjects.Executor{Flags: func(*pflag.FlagSet) subjects.NewExecutor {
+			return func() (actuators.Executor, error) { return executor, nil }
+		}},
+		Local: subjects.Local{Flags: func(*pflag.FlagSet) subjects.StartLocal {
+			return func(context.Context, subjects.Env) (*subjects.Deployment, error) {
+				return &subjects.Deployment{Instance: "q1", Interval: 100 * time.Millisecond, Source: source, Executor: executor}, nil
+			}
+		}},
+	}
+}
+
+// TestToySubjectThroughThePipeline plugs a subject the core has never heard
+// of into the one-process pipeline and follows one episode to its end: the
+// queue grows, queue_deep fires, drain is requested, executed and verified,
+// and the violation resolves. Nothing outside this file knows the subject.
+func TestToySubjectThroughThePipeline(t *testing.T) {
+	q := &toyQueue{}
+	s := toySubject(t, q)
+	if _, err := subjects.NewRegistry(s); err != nil {
+		t.Fatal(err)
+	}
+	start := s.Local.Flags(pflag.NewFlagSet("up", pflag.ContinueOnError))
+	ctx := bustest.Context(t, time.Minute)
+	d, err := start(ctx, subjects.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Subject = s
+	p, err := pipeline.Start(ctx, pipeline.Config{Store: t.TempDir(), Deployments: []*subjects.Deployment{d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+
+	var (
+		mu   sync.Mutex
+		seen []string // "type status/outcome", in order
+	)
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() })
+	wg.Go(func() {
+		_ = p.Bus.Tail(runCtx, "", time.Time{}, func(_ string, e event.Event, err error) {
+			if err != nil || e.Type() == schemas.TypeObservation {
+				return
+			}
+			var d struct {
+				Status   string `json:"status"`
+				Outcome  string `json:"outcome"`
+				Verified *bool  `json:"verified"`
+				Action   string `json:"action"`
+			}
+			_ = json.Unmarshal(e.Data(), &d)
+			line := e.Type() + " "
+			switch e.Type() {
+			case schemas.TypeViolation:
+				line += d.Status
+			case schemas.TypeActionRequested:
+				line += d.Action
+			case schemas.TypeActionCompleted:
+				line += d.Outcome
+			case schemas.TypeActionVerified:
+				if d.Verified != nil && *d.Verified {
+					line += "verified"
+				}
+			}
+			mu.Lock()
+			seen = append(seen, line)
+			mu.Unlock()
+		})
+	})
+	wg.Go(func() {
+		if err := p.Run(runCtx); err != nil && runCtx.Err() == nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	has := func(want string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range seen {
+			if l == want {
+				return true
+			}
+		}
+		return false
+	}
+	// Healthy first: nothing fires while the queue is shallow.
+	q.depth.Store(3)
+	time.Sleep(500 * time.Millisecond)
+	if has(schemas.TypeViolation + " firing") {
+		t.Fatal("queue_deep fired on a shallow queue")
+	}
+	q.depth.Store(25)
+	for _, want := range []string{
+		schemas.TypeViolation + " firing",
+		schemas.TypeActionRequested + " drain",
+		schemas.TypeActionCompleted + " succeeded",
+		schemas.TypeActionVerified + " verified",
+		schemas.TypeViolation + " resolved",
+	} {
+		bustest.Eventually(t, 30*time.Second, func() bool { return has(want) }, want)
+	}
+	if n := q.drains.Load(); n != 1 {
+		t.Errorf("the queue was drained %d times, want once", n)
+	}
+}
