@@ -34,8 +34,9 @@ func (f ExecutorFunc) Execute(ctx context.Context, req schemas.ActionRequest) (s
 }
 
 // A Subject is what a subject plugs into the actuator: its action catalog
-// and the executor that runs those actions. cmd/operator builds one per
-// subject and hands them to [New] keyed by subject name.
+// and the executor that runs those actions. The pipeline and `operator
+// actuate` build one per subject from the subject's folder and hand them to
+// [New] keyed by subject name.
 type Subject struct {
 	Catalog *Catalog
 	// Executor runs the actions. It may be nil only for a worker in

@@ -79,7 +79,8 @@ func testConfig(mode string) Config {
 	}
 }
 
-// openStore opens a bucket with its errors translated, as cmd/operator does.
+// openStore opens a bucket; its errors are already the schemas errors the
+// worker matches.
 func openStore(t testing.TB, b *bus.Bus, bucket string) ControlStore {
 	t.Helper()
 	kv, err := b.KV(bustest.Context(t, 10*time.Second), bucket)

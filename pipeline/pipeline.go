@@ -178,7 +178,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return RunEvaluator(gctx, p.Bus, sets, ec, 1) })
 	g.Go(func() error { return RunActuator(gctx, p.Bus, ac, acts) })
-	return g.Wait()
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped while a component was still starting (opening a bucket):
+		// a clean stop all the same.
+		return nil
+	}
+	return err
 }
 
 // observerRegisterer labels one observer's metrics with its subject, so the

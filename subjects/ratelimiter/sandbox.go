@@ -64,6 +64,9 @@ type Sandbox struct {
 
 	// stopClock ends the embedded store's clock (see runStoreClock).
 	stopClock func()
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StartSandbox starts Redis (unless external) and the nodes; Close stops
@@ -89,7 +92,8 @@ func StartSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, err error
 		s.RedisURL = "redis://" + s.mini.Addr()
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
-		go func() { defer close(done); runStoreClock(cctx, s.mini) }()
+		mini := s.mini
+		go func() { defer close(done); runStoreClock(cctx, mini) }()
 		s.stopClock = func() { cancel(); <-done }
 	}
 	if s.redis, err = ratelimiter.NewRedisClient(s.RedisURL, time.Second); err != nil {
@@ -233,24 +237,23 @@ func (s *Sandbox) StartRedis() error {
 
 // Close stops the nodes and Redis. It is safe to call more than once.
 func (s *Sandbox) Close() error {
-	var errs []error
-	for _, n := range s.Nodes() {
-		errs = append(errs, n.Stop())
-	}
-	s.mu.Lock()
-	rdb, stopClock, mini := s.redis, s.stopClock, s.mini
-	s.redis, s.stopClock, s.mini = nil, nil, nil
-	s.mu.Unlock()
-	if rdb != nil {
-		errs = append(errs, rdb.Close())
-	}
-	if stopClock != nil {
-		stopClock()
-	}
-	if mini != nil {
-		mini.Close()
-	}
-	return errors.Join(errs...)
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, n := range s.Nodes() {
+			errs = append(errs, n.Stop())
+		}
+		if s.redis != nil {
+			errs = append(errs, s.redis.Close())
+		}
+		if s.stopClock != nil {
+			s.stopClock()
+		}
+		if s.mini != nil {
+			s.mini.Close()
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
 }
 
 // runStoreClock makes the embedded store's TTLs run down with real time:
