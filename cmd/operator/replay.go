@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,7 +80,7 @@ func runReplay(ctx context.Context, out io.Writer, rules []string, input string,
 	w := bufio.NewWriter(out)
 	emit := func(_ string, e event.Event) error {
 		if asJSON {
-			b, err := json.Marshal(e)
+			b, err := bus.EventJSON(e)
 			if err != nil {
 				return err
 			}

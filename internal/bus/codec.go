@@ -1,8 +1,12 @@
 package bus
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"sort"
 	"strings"
 	"time"
@@ -134,6 +138,66 @@ func DecodeEvent(h map[string][]string, data []byte) (event.Event, error) {
 		return event.Event{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
 	return e, nil
+}
+
+// EventJSON renders e in the CloudEvents JSON format, for every place an
+// event is shown as JSON (operator replay --json, HTTP APIs). Data whose
+// content type is JSON (application/json, text/json, any +json type, or no
+// content type) and that parses as JSON is a JSON value under "data";
+// anything else is kept byte-exact under "data_base64". The choice follows
+// the content type alone: the SDK's own marshalling follows its DataBase64
+// flag, which is set for every event built by [schemas.NewEvent] because it
+// hands the SDK bytes, and it renders +json data as a string. Events of spec
+// versions other than 1.0 are left to the SDK.
+func EventJSON(e event.Event) (json.RawMessage, error) {
+	if e.SpecVersion() != event.CloudEventsVersionV1 {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
+		}
+		return b, nil
+	}
+	data := e.Data()
+	attrs := e
+	attrs.DataEncoded, attrs.DataBase64 = nil, false
+	b, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
+	}
+	if len(data) == 0 {
+		return b, nil
+	}
+	// b is a compact JSON object with at least specversion in it: append
+	// the data member before its closing brace.
+	var out bytes.Buffer
+	out.Grow(len(b) + len(data)*4/3 + 20)
+	out.Write(b[:len(b)-1])
+	if isJSONContentType(e.DataContentType()) && json.Valid(data) {
+		out.WriteString(`,"data":`)
+		if err := json.Compact(&out, data); err != nil {
+			return nil, fmt.Errorf("encode event %s data: %w", e.ID(), err)
+		}
+	} else {
+		out.WriteString(`,"data_base64":"`)
+		out.WriteString(base64.StdEncoding.EncodeToString(data))
+		out.WriteByte('"')
+	}
+	out.WriteByte('}')
+	return out.Bytes(), nil
+}
+
+// isJSONContentType tells whether the CloudEvents JSON format carries data
+// of this content type as a JSON value. No content type means JSON, as the
+// format specifies.
+func isJSONContentType(ct string) bool {
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
 
 const upperhex = "0123456789ABCDEF"

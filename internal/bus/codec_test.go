@@ -3,7 +3,9 @@ package bus_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -176,4 +178,99 @@ func TestDecodeRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEventJSON checks the CloudEvents JSON rendering: JSON data is a JSON
+// value under "data" whichever way the event was built, and other data is
+// kept byte-exact under "data_base64".
+func TestEventJSON(t *testing.T) {
+	built := testEvent(t, "id-1", "ratelimiter/demo/node_down/n1")
+	h, err := bus.Headers(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bus.RecordOf("operator.violation.ratelimiter.demo.node_down.n1", built.Time(), h, built.Data())
+	if rec.Data == nil || rec.DataBase64 != nil {
+		t.Fatalf("recording keeps a JSON body as %+v, want data", rec)
+	}
+	decoded, err := rec.Event()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withType := func(contentType string, body []byte) event.Event {
+		t.Helper()
+		h := nats.Header{}
+		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "x1", "ce-source": "/s", "ce-type": "t"} {
+			h.Set(k, v)
+		}
+		if contentType != "" {
+			h.Set("content-type", contentType)
+		}
+		e, err := bus.DecodeEvent(h, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	binary := []byte{0x00, 0xff, 0xfe, '"', '\n'}
+	tests := []struct {
+		name       string
+		e          event.Event
+		wantData   string // compact JSON under "data"; "" when absent
+		wantBase64 []byte // bytes under "data_base64"; nil when absent
+	}{
+		{name: "built by schemas.NewEvent", e: built, wantData: string(built.Data())},
+		{name: "decoded from a recording", e: decoded, wantData: string(built.Data())},
+		{name: "json with parameters", e: withType("Application/JSON; charset=utf-8", []byte(`{"a": 1}`)), wantData: `{"a":1}`},
+		{name: "structured suffix", e: withType("application/problem+json", []byte(`{"detail":"x"}`)), wantData: `{"detail":"x"}`},
+		{name: "no content type means json", e: withType("", []byte(`[1, 2]`)), wantData: `[1,2]`},
+		{name: "json scalar", e: withType("application/json", []byte(`"up"`)), wantData: `"up"`},
+		{name: "octet stream", e: withType("application/octet-stream", binary), wantBase64: binary},
+		{name: "text", e: withType("text/plain", []byte("node down")), wantBase64: []byte("node down")},
+		{name: "json content type but not json", e: withType("application/json", []byte("{oops")), wantBase64: []byte("{oops")},
+		{name: "no data", e: withType("application/json", nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := bus.EventJSON(tt.e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]json.RawMessage
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatalf("not a JSON object: %v\n%s", err, b)
+			}
+			if id := string(got["id"]); id != strconv.Quote(tt.e.ID()) {
+				t.Errorf("id = %s, want %q", id, tt.e.ID())
+			}
+			if d := string(got["data"]); d != tt.wantData {
+				t.Errorf("data = %s, want %s\n%s", d, tt.wantData, b)
+			}
+			var b64 []byte
+			if raw, ok := got["data_base64"]; ok {
+				if err := json.Unmarshal(raw, &b64); err != nil {
+					t.Fatalf("data_base64 = %s: %v", raw, err)
+				}
+			}
+			if !bytes.Equal(b64, tt.wantBase64) {
+				t.Errorf("data_base64 holds %q, want %q\n%s", b64, tt.wantBase64, b)
+			}
+			if bytes.ContainsRune(b, '\n') {
+				t.Errorf("rendering spans lines:\n%s", b)
+			}
+		})
+	}
+	t.Run("extensions are kept", func(t *testing.T) {
+		b, err := bus.EventJSON(built)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got[schemas.ExtCorrelationID] != "episode-1" || got[schemas.ExtCausationID] != "obs-9" {
+			t.Errorf("extensions lost:\n%s", b)
+		}
+	})
 }
