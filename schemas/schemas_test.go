@@ -134,8 +134,14 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 			Outcome: OutcomeSucceeded, Reason: "drained", Mode: ModeExecute, Attempts: 1, StartedAt: now, FinishedAt: later}},
 		{TypeActionVerified, ActionVerification{RequestID: "r1", Subject: "ratelimiter", Instance: "demo", Action: "drain_node",
 			Verified: true, Expr: "true", Reason: "held", Observations: 2, CheckedAt: later}},
-		{TypeDiagnosis, Diagnosis{Subject: "tikv", Instance: "c1", Episode: "e1", Summary: "disk full",
-			Findings: []Finding{{Title: "store 1 at 95%"}}, Author: "sre@example.com", CreatedAt: now}},
+		{TypeDiagnosis, Diagnosis{Subject: "tikv", Instance: "c1", Rule: "store_disconnected", Key: "3", Episode: "e1",
+			Fingerprint: "tikv/c1/store_disconnected/3", Mode: DiagnosisDeterministic, Summary: "store 3 lost heartbeats",
+			Evidence: []EvidenceItem{{ID: "stores", Source: "GET /pd/api/v1/stores", At: now, Data: json.RawMessage(`{"count":3}`)},
+				{ID: "p99", Source: "prometheus", At: now, Error: "no Prometheus configured"}},
+			Hypotheses: []Hypothesis{{ID: "store_lost", Cause: "store 3 is down", Certainty: CertaintyLikely,
+				Supports: []string{"stores"}, Contradicts: []string{},
+				SuggestedAction: &SuggestedAction{Action: "evict_leader", Params: map[string]any{"store_id": "3"}}}},
+			CreatedAt: now}},
 	}
 	for _, tt := range tests {
 		if err := v.Validate(tt.typ, mustJSON(t, tt.data)); err != nil {

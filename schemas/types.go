@@ -177,22 +177,82 @@ type ActionVerification struct {
 	CheckedAt    time.Time       `json:"checked_at"`
 }
 
-// Diagnosis is the data of an io.operator.diagnosis.v1 event: an explanation
-// of a violation episode by a person or a diagnosis tool.
+// Diagnosis modes.
+const (
+	DiagnosisDeterministic = "deterministic"
+	DiagnosisLLM           = "llm"
+)
+
+// Certainties of a hypothesis, strongest first.
+const (
+	CertaintyCertain  = "certain"
+	CertaintyLikely   = "likely"
+	CertaintyPossible = "possible"
+)
+
+// HypothesisUnknown is the id of the one hypothesis a diagnosis holds when
+// nothing fits.
+const HypothesisUnknown = "unknown"
+
+// Diagnosis is the data of an io.operator.diagnosis.v1 event: the
+// explanation of one violation episode, with the evidence it rests on.
 type Diagnosis struct {
-	Subject   string    `json:"subject"`
-	Instance  string    `json:"instance"`
-	Episode   string    `json:"episode"`
-	Summary   string    `json:"summary"`
-	Findings  []Finding `json:"findings"`
-	Suggested []string  `json:"suggested_actions,omitempty"`
-	Author    string    `json:"author"`
-	CreatedAt time.Time `json:"created_at"`
+	Subject     string `json:"subject"`
+	Instance    string `json:"instance"`
+	Rule        string `json:"rule"`
+	Key         string `json:"key"`
+	Episode     string `json:"episode"`
+	Fingerprint string `json:"fingerprint"`
+	ViolationID string `json:"violation_id,omitempty"`
+	Mode        string `json:"mode"`
+	// Model, tokens and cost are set when an LLM answered.
+	Model        string  `json:"model,omitempty"`
+	InputTokens  int64   `json:"input_tokens,omitempty"`
+	OutputTokens int64   `json:"output_tokens,omitempty"`
+	CostUSD      float64 `json:"cost_usd,omitempty"`
+	// DurationMS is from receiving the violation to the answer.
+	DurationMS float64        `json:"duration_ms"`
+	Summary    string         `json:"summary"`
+	Error      string         `json:"error,omitempty"`
+	Evidence   []EvidenceItem `json:"evidence"`
+	// Hypotheses are ranked, most credible first; one "unknown" when
+	// nothing fits.
+	Hypotheses []Hypothesis `json:"hypotheses"`
+	CreatedAt  time.Time    `json:"created_at"`
 }
 
-// Finding is one fact in a diagnosis.
-type Finding struct {
-	Title    string          `json:"title"`
-	Detail   string          `json:"detail,omitempty"`
-	Evidence json.RawMessage `json:"evidence,omitempty"`
+// Top returns the most credible hypothesis.
+func (d Diagnosis) Top() Hypothesis {
+	if len(d.Hypotheses) == 0 {
+		return Hypothesis{ID: HypothesisUnknown}
+	}
+	return d.Hypotheses[0]
+}
+
+// EvidenceItem is one piece of evidence: what one source said, or why it
+// could not be read.
+type EvidenceItem struct {
+	ID        string          `json:"id"`
+	Source    string          `json:"source"`
+	At        time.Time       `json:"at"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Truncated bool            `json:"truncated,omitempty"`
+	Error     string          `json:"error,omitempty"`
+}
+
+// Hypothesis is one possible root cause and the evidence for and against it.
+type Hypothesis struct {
+	ID              string           `json:"id"`
+	Cause           string           `json:"cause"`
+	Certainty       string           `json:"certainty"`
+	Supports        []string         `json:"supports"`
+	Contradicts     []string         `json:"contradicts"`
+	SuggestedAction *SuggestedAction `json:"suggested_action,omitempty"`
+}
+
+// SuggestedAction is a catalogued action a hypothesis suggests; a person or
+// a rule must still request it.
+type SuggestedAction struct {
+	Action string         `json:"action"`
+	Params map[string]any `json:"params,omitempty"`
 }

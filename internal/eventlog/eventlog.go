@@ -64,7 +64,7 @@ func Line(e event.Event) string {
 	case schemas.TypeDiagnosis:
 		var d schemas.Diagnosis
 		if json.Unmarshal(data, &d) == nil {
-			return fmt.Sprintf("%s diagnosis    %s/%s episode=%s %q by %s", ts, d.Subject, d.Instance, short(d.Episode), d.Summary, d.Author)
+			return diagnosisLine(ts, d)
 		}
 	}
 	return fmt.Sprintf("%s %s subject=%s id=%s", ts, e.Type(), e.Subject(), e.ID())
@@ -76,4 +76,40 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// diagnosisLine says what a diagnosis concluded: the top hypothesis, how
+// sure, what it suggests, and how much evidence it rests on.
+func diagnosisLine(ts string, d schemas.Diagnosis) string {
+	top := d.Top()
+	failed := 0
+	for _, e := range d.Evidence {
+		if e.Error != "" {
+			failed++
+		}
+	}
+	how := d.Mode
+	if d.Model != "" {
+		how += " " + d.Model
+	}
+	line := fmt.Sprintf("%s diagnosis    %s/%s %s[%s] %s %s %q", ts, d.Subject, d.Instance, d.Rule, d.Key,
+		strings.ToUpper(orUnknown(top.Certainty)), top.ID, top.Cause)
+	if a := top.SuggestedAction; a != nil {
+		line += " suggests " + a.Action + schemas.FormatParams(a.Params)
+	}
+	line += fmt.Sprintf(" (%d evidence", len(d.Evidence))
+	if failed > 0 {
+		line += fmt.Sprintf(", %d failed", failed)
+	}
+	if n := len(d.Hypotheses) - 1; n > 0 {
+		line += fmt.Sprintf(", %d other hypothes%s", n, map[bool]string{true: "is", false: "es"}[n == 1])
+	}
+	return line + fmt.Sprintf("; %s in %.0fms) episode=%s", how, d.DurationMS, short(d.Episode))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return schemas.HypothesisUnknown
+	}
+	return s
 }

@@ -30,7 +30,18 @@ func TestLineGolden(t *testing.T) {
 			Outcome: "succeeded", Reason: "node n2 draining", Mode: "execute", Attempts: 1, StartedAt: at, FinishedAt: at}},
 		{schemas.TypeActionVerified, schemas.ActionVerification{RequestID: "fedcba9876543210", Subject: "ratelimiter", Instance: "demo", Action: "drain_node",
 			Verified: false, Reason: "still up after 30s", CheckedAt: at}},
-		{schemas.TypeDiagnosis, schemas.Diagnosis{Subject: "tikv", Instance: "c1", Episode: "e1", Summary: "disk full", Author: "sre", CreatedAt: at}},
+		{schemas.TypeDiagnosis, schemas.Diagnosis{Subject: "ratelimiter", Instance: "demo", Rule: "clock_skew", Key: "n2", Episode: "0123456789abcdef",
+			Mode: schemas.DiagnosisDeterministic, DurationMS: 41.2, Summary: "clock of n2 is 900 ms off",
+			Evidence: []schemas.EvidenceItem{{ID: "nodes"}, {ID: "alerts"}, {ID: "hotkeys", Error: "timeout"}},
+			Hypotheses: []schemas.Hypothesis{
+				{ID: "clock_skew", Cause: "clock of n2 is 900 ms off", Certainty: schemas.CertaintyCertain,
+					SuggestedAction: &schemas.SuggestedAction{Action: "drain_node", Params: map[string]any{"node_id": "n2"}}},
+				{ID: "redis_latency", Cause: "Redis is slow", Certainty: schemas.CertaintyPossible}},
+			CreatedAt: at}},
+		{schemas.TypeDiagnosis, schemas.Diagnosis{Subject: "tikv", Instance: "c1", Rule: "store_down", Key: "3", Episode: "e1",
+			Mode: schemas.DiagnosisLLM, Model: "claude-x", DurationMS: 2300, Summary: "the cause is unknown",
+			Hypotheses: []schemas.Hypothesis{{ID: schemas.HypothesisUnknown, Cause: "the cause is unknown", Certainty: schemas.CertaintyPossible}},
+			CreatedAt: at}},
 		{"io.example.other", map[string]any{"x": 1}},
 	}
 	var lines []string
