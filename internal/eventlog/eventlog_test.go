@@ -41,7 +41,7 @@ func TestLineGolden(t *testing.T) {
 		{schemas.TypeDiagnosis, schemas.Diagnosis{Subject: "tikv", Instance: "c1", Rule: "store_down", Key: "3", Episode: "e1",
 			Mode: schemas.DiagnosisLLM, Model: "claude-x", DurationMS: 2300, Summary: "the cause is unknown",
 			Hypotheses: []schemas.Hypothesis{{ID: schemas.HypothesisUnknown, Cause: "the cause is unknown", Certainty: schemas.CertaintyPossible}},
-			CreatedAt: at}},
+			CreatedAt:  at}},
 		{"io.example.other", map[string]any{"x": 1}},
 	}
 	var lines []string
