@@ -25,7 +25,8 @@ const costLimit = 1_000_000
 
 // envs are the CEL environments of a playbook's expressions.
 type envs struct {
-	// evidence: `violation` and `ev` (evidence id → data).
+	// evidence: `violation`, `ev` (evidence id → data) and `failed`
+	// (evidence id → why it could not be read).
 	evidence *cel.Env
 	// project: `obs` (one observation's data) and `violation`.
 	project *cel.Env
@@ -49,7 +50,8 @@ func newEnvs() (*envs, error) {
 	}
 	var e envs
 	var err error
-	if e.evidence, err = mk(cel.Variable("violation", cel.DynType), cel.Variable("ev", cel.MapType(cel.StringType, cel.DynType))); err != nil {
+	if e.evidence, err = mk(cel.Variable("violation", cel.DynType), cel.Variable("ev", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("failed", cel.MapType(cel.StringType, cel.StringType))); err != nil {
 		return nil, err
 	}
 	if e.project, err = mk(cel.Variable("violation", cel.DynType), cel.Variable("obs", cel.DynType)); err != nil {

@@ -55,20 +55,22 @@ func (Deterministic) Reason(_ context.Context, in *Input) (Output, error) {
 	return out, nil
 }
 
-// evalVars are the variables of the playbook's expressions: the violation
-// and the data of every evidence item that did not fail.
+// evalVars are the variables of the playbook's expressions: the violation,
+// the data of every evidence item that did not fail, and why the others
+// failed.
 func evalVars(in *Input) map[string]any {
-	ev := map[string]any{}
+	ev, failed := map[string]any{}, map[string]string{}
 	for _, item := range in.Evidence {
-		if item.Error != "" || item.Data == nil {
+		if item.Error != "" {
+			failed[item.ID] = item.Error
 			continue
 		}
 		var v any
-		if json.Unmarshal(item.Data, &v) == nil {
+		if item.Data != nil && json.Unmarshal(item.Data, &v) == nil {
 			ev[item.ID] = v
 		}
 	}
-	return map[string]any{"violation": violationVar(in.Violation), "ev": ev}
+	return map[string]any{"violation": violationVar(in.Violation), "ev": ev, "failed": failed}
 }
 
 // violationVar is the violation as CEL sees it: its JSON.

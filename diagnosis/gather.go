@@ -136,7 +136,7 @@ func (g *gatherer) readData(ctx context.Context, s *Source, v map[string]any, vi
 		if g.api == nil {
 			return nil, "GET " + s.Path, errors.New("no API endpoint configured for " + vio.Subject)
 		}
-		path, err := s.path.render(map[string]any{"violation": v, "ev": map[string]any{}}, url.PathEscape)
+		path, err := s.path.render(map[string]any{"violation": v, "ev": map[string]any{}, "failed": map[string]string{}}, url.PathEscape)
 		if err != nil {
 			return nil, "GET " + s.Path, err
 		}
@@ -149,7 +149,7 @@ func (g *gatherer) readData(ctx context.Context, s *Source, v map[string]any, vi
 		if g.prom == nil {
 			return nil, "prometheus: " + s.Query, errors.New("no Prometheus configured")
 		}
-		q, err := s.query.render(map[string]any{"violation": v, "ev": map[string]any{}}, nil)
+		q, err := s.query.render(map[string]any{"violation": v, "ev": map[string]any{}, "failed": map[string]string{}}, nil)
 		if err != nil {
 			return nil, "prometheus: " + s.Query, err
 		}
@@ -324,11 +324,16 @@ func capJSON(v any, max int) (any, bool) {
 			}
 		}
 	}
+	// A prefix of the JSON text, as a string: its own quoting and escapes
+	// count too, so shrink until it fits.
 	b, _ := json.Marshal(v)
-	if max < 4 {
-		return "", true
+	text := string(b)
+	for n := min(len(text), max); n > 0; n = n * 3 / 4 {
+		if s := text[:n] + "..."; jsonSize(s) <= max {
+			return s, true
+		}
 	}
-	return string(b[:max-3]) + "...", true
+	return "", true
 }
 
 func jsonSize(v any) int {

@@ -483,3 +483,20 @@ func (p *playbookParser) suggestion(n *yaml.Node, hyp string) *Suggestion {
 	}
 	return s
 }
+
+// Considers reports whether some hypothesis may explain a violation of
+// rule: its `when` holds for such a violation, cannot be decided without
+// evidence, or is absent.
+func (pb *Playbook) Considers(rule string) bool {
+	vars := map[string]any{"violation": map[string]any{"subject": pb.Subject, "rule": rule, "key": ""},
+		"ev": map[string]any{}, "failed": map[string]string{}}
+	for _, h := range pb.Hypotheses {
+		if h.when == nil {
+			return true
+		}
+		if ok, err := h.when.evalBool(vars); err != nil || ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,13 +1,16 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/observers"
@@ -77,4 +80,49 @@ func RunObserver(ctx context.Context, b *bus.Bus, cfg observers.Config, src obse
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bus.DefaultConnectTimeout)
 	defer cancel()
 	return errors.Join(err, b.WaitPublished(wctx))
+}
+
+// DiagnoserWorkers is how many violations the pipeline's diagnoser explains
+// at once: a burst of violations (one fault breaks several invariants) is
+// diagnosed in parallel.
+const DiagnoserWorkers = 4
+
+// RunDiagnoser runs the diagnoser on a durable consumer of the violations
+// stream until ctx is done. Several diagnosers may share the consumer.
+func RunDiagnoser(ctx context.Context, b *bus.Bus, cfg diagnosis.Config, subjects map[string]diagnosis.Subject, reasoner diagnosis.Reasoner, workers int) error {
+	alerts, err := b.KV(ctx, schemas.BucketEvaluatorState)
+	if err != nil {
+		return err
+	}
+	d, err := diagnosis.New(cfg, diagnosis.Deps{Events: b, Alerts: alerts, Publisher: b, Subjects: subjects, Reasoner: reasoner})
+	if err != nil {
+		return err
+	}
+	filter, err := b.Subjects().Violations("")
+	timeout := cmp.Or(cfg.Timeout, diagnosis.DefaultTimeout)
+	if err != nil {
+		return err
+	}
+	cc := bus.ConsumerConfig{
+		Stream:         schemas.StreamViolations,
+		Durable:        "diagnosis",
+		Description:    "operator diagnose: explains every firing violation",
+		FilterSubjects: []string{filter},
+		Workers:        workers,
+		// An LLM may take tens of seconds; the consumer's ack wait must
+		// outlast the diagnosis.
+		HandleTimeout: timeout + 5*time.Second,
+		AckWait:       timeout + 10*time.Second,
+	}
+	src := diagnosisFeed(func(ctx context.Context, handle func(context.Context, event.Event) error) error {
+		return b.Consume(ctx, cc, func(ctx context.Context, m *bus.Message) error { return handle(ctx, m.Event) })
+	})
+	return d.Run(ctx, src)
+}
+
+// diagnosisFeed adapts a function to diagnosis.Violations.
+type diagnosisFeed func(ctx context.Context, handle func(context.Context, event.Event) error) error
+
+func (f diagnosisFeed) Consume(ctx context.Context, handle func(context.Context, event.Event) error) error {
+	return f(ctx, handle)
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/observers"
@@ -39,6 +40,11 @@ type Config struct {
 	// Actuator configures the actuator; its Mode defaults to execute here,
 	// since the pipeline owns its deployments.
 	Actuator actuators.Config
+	// Diagnosis configures the diagnoser, which explains every firing
+	// violation; Reasoner, when set, replaces its deterministic reasoning
+	// (an LLM), which stays the fallback.
+	Diagnosis diagnosis.Config
+	Reasoner  diagnosis.Reasoner
 	// RuleFiles replace the deployments' shipped rule sets when given.
 	RuleFiles []string
 	// Registerer receives the pipeline's metrics (bus, observers,
@@ -140,8 +146,26 @@ func (p *Pipeline) actuatorSubjects() (map[string]actuators.Subject, error) {
 	return out, nil
 }
 
-// Run runs an observer per deployment, the evaluator and the actuator until
-// ctx is done.
+// DiagnosisSubjects returns each deployed subject's playbook, catalog and
+// read-only API for the diagnoser.
+func (p *Pipeline) DiagnosisSubjects() (map[string]diagnosis.Subject, error) {
+	out := map[string]diagnosis.Subject{}
+	for _, d := range p.cfg.Deployments {
+		pb, err := d.Subject.DiagnosisPlaybook()
+		if err != nil {
+			return nil, err
+		}
+		cat, err := d.Subject.ActionCatalog()
+		if err != nil {
+			return nil, err
+		}
+		out[d.Subject.Name] = diagnosis.Subject{Playbook: pb, Catalog: cat, API: d.API, Prometheus: d.Prometheus}
+	}
+	return out, nil
+}
+
+// Run runs an observer per deployment, the evaluator, the diagnoser and
+// the actuator until ctx is done.
 func (p *Pipeline) Run(ctx context.Context) error {
 	sets, err := p.RuleSets()
 	if err != nil {
@@ -151,6 +175,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	diags, err := p.DiagnosisSubjects()
+	if err != nil {
+		return err
+	}
+	dc := p.cfg.Diagnosis
+	if dc.Logger == nil {
+		dc.Logger = p.log.With("component", "diagnosis")
+	}
+	if dc.Registerer == nil {
+		dc.Registerer = p.cfg.Registerer
+	}
+	dc.SubjectPrefix = p.Bus.Subjects().Prefix
 	ec := p.cfg.Evaluator
 	if ec.Logger == nil {
 		ec.Logger = p.log.With("component", "evaluator")
@@ -178,6 +214,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return RunEvaluator(gctx, p.Bus, sets, ec, 1) })
 	g.Go(func() error { return RunActuator(gctx, p.Bus, ac, acts) })
+	g.Go(func() error { return RunDiagnoser(gctx, p.Bus, dc, diags, p.cfg.Reasoner, DiagnoserWorkers) })
 	err = g.Wait()
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// Stopped while a component was still starting (opening a bucket):

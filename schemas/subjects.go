@@ -132,6 +132,24 @@ func (s Subjects) Observations(subject string) (string, error) {
 	return s.wildcard("obs", subject)
 }
 
+// Violations returns the filter for one subject's violations, or for all
+// of them when subject is empty.
+func (s Subjects) Violations(subject string) (string, error) {
+	if subject == "" {
+		return s.prefix() + ".violation.>", nil
+	}
+	return s.wildcard("violation", subject)
+}
+
+// Diagnoses returns the filter for one subject's diagnoses, or for all of
+// them when subject is empty.
+func (s Subjects) Diagnoses(subject string) (string, error) {
+	if subject == "" {
+		return s.prefix() + ".diagnosis.>", nil
+	}
+	return s.wildcard("diagnosis", subject)
+}
+
 // ActionRequests returns the filter for one subject's action requests, or for
 // all of them when subject is empty.
 func (s Subjects) ActionRequests(subject string) (string, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/observers"
 	"github.com/operator-dev/operator/schemas"
@@ -49,10 +50,16 @@ type Subject struct {
 	RulesTest File
 	// Catalog is the action catalog (actions.yaml).
 	Catalog File
+	// Playbook is the diagnosis playbook (diagnosis.yaml): the evidence to
+	// gather for a violation and the causes it can support. Empty: the
+	// default evidence and no known cause.
+	Playbook File
 
 	Observer Observer
 	Executor Executor
-	Local    Local
+	// API is how diagnosis reads the subject's API, GET only.
+	API   API
+	Local Local
 }
 
 // RuleSet parses the shipped rule set.
@@ -63,6 +70,22 @@ func (s Subject) RuleSet(opts evaluators.LoadOptions) (*evaluators.RuleSet, erro
 // ActionCatalog parses the shipped action catalog.
 func (s Subject) ActionCatalog() (*actuators.Catalog, error) {
 	return actuators.ParseCatalog(s.Catalog.Path, s.Catalog.Data)
+}
+
+// DiagnosisPlaybook parses the shipped playbook, checking its suggestions
+// against the catalog; nil, nil when the subject ships none.
+func (s Subject) DiagnosisPlaybook() (*diagnosis.Playbook, error) {
+	if len(s.Playbook.Data) == 0 {
+		return nil, nil
+	}
+	var cat *actuators.Catalog
+	if len(s.Catalog.Data) > 0 {
+		var err error
+		if cat, err = s.ActionCatalog(); err != nil {
+			return nil, err
+		}
+	}
+	return diagnosis.ParsePlaybook(s.Playbook.Path, s.Playbook.Data, cat)
 }
 
 // Observer is how `operator observe NAME` runs the subject's observer.
@@ -100,6 +123,18 @@ type NewExecutor func() (actuators.Executor, error)
 // not given; its message names them.
 var ErrNotConfigured = errors.New("no endpoint configured")
 
+// API is how `operator diagnose` reaches the subject's API, read-only.
+type API struct {
+	// Flags registers the flags that reach the API on fs and returns the
+	// constructor to call once they are parsed.
+	Flags func(fs *pflag.FlagSet) NewGetter
+}
+
+// NewGetter builds a read-only client of the subject's API from its parsed
+// flags; nil, nil when none was given (http evidence then fails, and says
+// why).
+type NewGetter func() (diagnosis.Getter, error)
+
 // Local is how `operator up` runs the subject in its one process: it may
 // start a sandbox of the subject (the rate limiter starts Redis and nodes)
 // or reach a real one (TiKV, through PD URLs given as flags).
@@ -133,6 +168,10 @@ type Deployment struct {
 	Source   observers.Source
 	// Executor may be nil for a deployment that is only watched.
 	Executor actuators.Executor
+	// API reads the subject's API for diagnosis (nil: none), and
+	// Prometheus, when set, answers the playbook's queries.
+	API        diagnosis.Getter
+	Prometheus diagnosis.Querier
 	// Endpoints describe, one line each, what was started or reached, for
 	// `operator up` to print.
 	Endpoints []string

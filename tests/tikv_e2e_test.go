@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/bus"
 	"github.com/operator-dev/operator/internal/bus/bustest"
@@ -200,6 +201,23 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 		}
 	})
 
+	// The diagnoser, on the shipped playbook, reading PD and Prometheus.
+	playbook, err := tikv.Subject().DiagnosisPlaybook()
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := tikv.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		subjects := map[string]diagnosis.Subject{tikv.Name: {Playbook: playbook, Catalog: catalog,
+			API: &diagnosis.HTTPGetter{URLs: []string{srv.URL}}, Prometheus: &diagnosis.PrometheusClient{URL: srv.URL}}}
+		if err := pipeline.RunDiagnoser(runCtx, b, diagnosis.Config{WorkerID: "e2e"}, subjects, nil, 1); err != nil && runCtx.Err() == nil {
+			t.Errorf("diagnoser: %v", err)
+		}
+	})
+
 	// The actuator, in execute mode, on the shipped catalog.
 	pd, err := pdapi.New(pdapi.Config{URLs: []string{srv.URL}})
 	if err != nil {
@@ -300,6 +318,24 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 	if got, want := fired.ActiveAt.Sub(t0), 35*time.Second; got != want {
 		t.Errorf("pending since +%s, want +%s", got, want)
 	}
+	// The episode is diagnosed: the store is lost, PD and the other stores
+	// are fine, and the playbook suggests the action the rule requested.
+	var diag schemas.Diagnosis
+	seen.waitFor(t, "store_disconnected diagnosed", &diag, func(e event.Event) bool {
+		return e.Type() == schemas.TypeDiagnosis && schemas.Extension(e, schemas.ExtCorrelationID) == fired.Episode
+	})
+	top := diag.Top()
+	t.Logf("diagnosis in %.0f ms: %s %s: %s (supported by %v)", diag.DurationMS, top.Certainty, top.ID, top.Cause, top.Supports)
+	if top.ID != "store_lost" || top.Certainty != schemas.CertaintyCertain || top.SuggestedAction == nil ||
+		top.SuggestedAction.Action != "evict_leader" || top.SuggestedAction.Params["store_id"] != "3" {
+		t.Errorf("diagnosis %+v", diag)
+	}
+	for _, item := range diag.Evidence {
+		if item.Error != "" && item.ID != "grpc_p99" {
+			t.Errorf("evidence %s failed: %s", item.ID, item.Error)
+		}
+	}
+
 	var req schemas.ActionRequest
 	seen.waitFor(t, "evict_leader requested", &req, func(e event.Event) bool {
 		return e.Type() == schemas.TypeActionRequested && strings.Contains(string(e.Data()), `"evict_leader"`)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -100,6 +101,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg scenario.Config, scs []scen
 		fmt.Fprintln(out)
 		printTable(out, results)
 	}
+	printScore(out, results)
 	if asJSON {
 		enc := json.NewEncoder(out)
 		for _, r := range results {
@@ -114,7 +116,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg scenario.Config, scs []scen
 
 func printTable(out io.Writer, results []scenario.Result) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tRULE FIRED\tTTD\tACTION\tOUTCOME\tVERIFIED\tTTR\tRESULT")
+	fmt.Fprintln(tw, "SCENARIO\tRULE FIRED\tTTD\tDIAGNOSIS\tCORRECT\tACTION\tOUTCOME\tVERIFIED\tTTR\tRESULT")
 	for _, r := range results {
 		fired, ttd, ttr := "-", "-", "-"
 		if r.Fired {
@@ -133,18 +135,24 @@ func printTable(out io.Writer, results []scenario.Result) {
 				verified = fmt.Sprint(*r.Verified)
 			}
 		}
+		diag, correct := "-", "-"
+		if r.Diagnosis != "" {
+			diag = fmt.Sprintf("%s (%s, %.1fs)", r.Diagnosis, r.Certainty, r.DiagnosisAfter.Seconds())
+			correct = map[bool]string{true: "yes", false: "NO"}[r.Correct]
+		}
 		result := "ok"
 		if !r.OK() {
 			result = "FAILED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, fired, ttd, action, outcome, verified, ttr, result)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, fired, ttd, diag, correct, action, outcome, verified, ttr, result)
 	}
 	_ = tw.Flush()
 }
 
 func resultJSON(r scenario.Result) map[string]any {
 	m := map[string]any{"scenario": r.Scenario, "rule": r.Rule, "fired": r.Fired, "ttd_s": r.TTD.Seconds(),
-		"action": r.Action, "outcome": r.Outcome, "resolved": r.Resolved, "ttr_s": r.TTR.Seconds(), "ok": r.OK()}
+		"action": r.Action, "outcome": r.Outcome, "resolved": r.Resolved, "ttr_s": r.TTR.Seconds(), "ok": r.OK(),
+		"diagnosis": r.Diagnosis, "certainty": r.Certainty, "diagnosis_after_s": r.DiagnosisAfter.Seconds(), "correct": r.Correct}
 	if r.Verified != nil {
 		m["verified"] = *r.Verified
 	}
@@ -155,4 +163,26 @@ func resultJSON(r scenario.Result) map[string]any {
 		m["unexpected"] = r.Unexpected
 	}
 	return m
+}
+
+// printScore sums up the diagnoses: how many named the true root cause,
+// and the slowest one after its violation.
+func printScore(out io.Writer, results []scenario.Result) {
+	correct, diagnosed := 0, 0
+	var slowest time.Duration
+	for _, r := range results {
+		if r.Diagnosis == "" {
+			continue
+		}
+		diagnosed++
+		if r.Correct {
+			correct++
+		}
+		slowest = max(slowest, r.DiagnosisAfter)
+	}
+	if diagnosed == 0 {
+		return
+	}
+	fmt.Fprintf(out, "diagnosis: %d of %d scenarios correct (%d diagnosed); the slowest came %.1fs after its violation\n",
+		correct, len(results), diagnosed, slowest.Seconds())
 }

@@ -17,7 +17,13 @@ import (
 // A message that is not a CloudEvent reaches fn with a non-nil err. An error
 // from fn stops the read and is returned.
 func (b *Bus) ReadEvents(ctx context.Context, stream string, since time.Time, fn func(subject string, e event.Event, err error) error) error {
-	_, err := b.readStored(ctx, stream, since, func(m jetstream.Msg, _ time.Time) error {
+	return b.ReadFiltered(ctx, stream, "", since, fn)
+}
+
+// ReadFiltered is ReadEvents on the messages whose subject matches filter
+// ("" matches all).
+func (b *Bus) ReadFiltered(ctx context.Context, stream, filter string, since time.Time, fn func(subject string, e event.Event, err error) error) error {
+	_, err := b.readStored(ctx, stream, filter, since, func(m jetstream.Msg, _ time.Time) error {
 		e, err := DecodeEvent(m.Headers(), m.Data())
 		return fn(m.Subject(), e, err)
 	})
@@ -26,7 +32,7 @@ func (b *Bus) ReadEvents(ctx context.Context, stream string, since time.Time, fn
 
 // readStored calls fn for the messages of stream stored since the given
 // time, up to the one that was last when it began, and counts them.
-func (b *Bus) readStored(ctx context.Context, stream string, since time.Time, fn func(m jetstream.Msg, stored time.Time) error) (int, error) {
+func (b *Bus) readStored(ctx context.Context, stream, filter string, since time.Time, fn func(m jetstream.Msg, stored time.Time) error) (int, error) {
 	s, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream %s: %w", stream, err)
@@ -36,6 +42,9 @@ func (b *Bus) readStored(ctx context.Context, stream string, since time.Time, fn
 		return 0, nil
 	}
 	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if filter != "" {
+		occ.FilterSubjects = []string{filter}
+	}
 	if !since.IsZero() {
 		occ.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		occ.OptStartTime = &since

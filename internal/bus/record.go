@@ -121,7 +121,7 @@ func (rr *RecordReader) Next() (Record, error) {
 // from the start) to w, ending at the message that was last when it began.
 // It returns how many records it wrote.
 func (b *Bus) Record(ctx context.Context, stream string, since time.Time, w *RecordWriter) (int, error) {
-	return b.readStored(ctx, stream, since, func(m jetstream.Msg, stored time.Time) error {
+	return b.readStored(ctx, stream, "", since, func(m jetstream.Msg, stored time.Time) error {
 		return w.Write(RecordOf(m.Subject(), stored, m.Headers(), m.Data()))
 	})
 }

@@ -35,7 +35,15 @@ type Result struct {
 	Also []string
 	// Unexpected lists rules that fired and were not expected.
 	Unexpected []string
-	Err        error
+	// Diagnosis is the top hypothesis of the episode's diagnosis ("" when
+	// none came), with its certainty; DiagnosisAfter is from the violation
+	// to the diagnosis. Correct says whether it names the scenario's
+	// RootCause.
+	Diagnosis      string
+	Certainty      string
+	DiagnosisAfter time.Duration
+	Correct        bool
+	Err            error
 }
 
 // OK reports whether the scenario went as expected.
@@ -150,9 +158,27 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 	defer deadline.Stop()
 	var undoTimer <-chan time.Time
 	var episode string
+	var firedAt time.Time
+	diagnoses := map[string]event.Event{} // by episode, until the episode is known
+	takeDiagnosis := func(e event.Event) {
+		var d schemas.Diagnosis
+		if json.Unmarshal(e.Data(), &d) != nil || res.Diagnosis != "" {
+			return
+		}
+		top := d.Top()
+		res.Diagnosis, res.Certainty = top.ID, top.Certainty
+		res.DiagnosisAfter = e.Time().Sub(firedAt)
+		res.Correct = top.ID == sc.RootCause
+		verdict := "CORRECT"
+		if !res.Correct {
+			verdict = "WRONG, the root cause is " + sc.RootCause
+		}
+		r.step(e.Time().Sub(t0), "diagnosis %s %s: %q (%s after the violation; %s)", strings.ToUpper(top.Certainty), top.ID,
+			top.Cause, res.DiagnosisAfter.Round(time.Millisecond), verdict)
+	}
 	// Done when the violation resolved and, for a repair, its verification
 	// is in: a repair can resolve the violation before it is verified.
-	for !res.Resolved || (sc.Action != "" && res.Verified == nil) {
+	for !res.Resolved || (sc.Action != "" && res.Verified == nil) || (sc.RootCause != "" && res.Diagnosis == "") {
 		select {
 		case <-ctx.Done():
 			res.Err = errors.Join(res.Err, ctx.Err())
@@ -177,8 +203,11 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 				}
 				switch {
 				case v.Rule == sc.Rule && v.Status == schemas.StatusFiring && !res.Fired:
-					res.Fired, res.TTD, episode = true, at, v.Episode
+					res.Fired, res.TTD, episode, firedAt = true, at, v.Episode, w.e.Time()
 					r.step(at, "violation FIRING %s[%s] %q (time to detect %.1fs)", v.Rule, v.Key, v.Summary, at.Seconds())
+					if d, ok := diagnoses[episode]; ok {
+						takeDiagnosis(d)
+					}
 					if sc.UndoOnFire && allFired(sc, res) {
 						undoTimer = time.After(2 * time.Second)
 					}
@@ -199,6 +228,13 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 					}
 					r.step(at, "violation FIRING %s[%s] %q (also)", v.Rule, v.Key, v.Summary)
 				}
+			case schemas.TypeDiagnosis:
+				ep := schemas.Extension(w.e, schemas.ExtCorrelationID)
+				if episode != "" && ep == episode {
+					takeDiagnosis(w.e)
+				} else if episode == "" {
+					diagnoses[ep] = w.e
+				}
 			case schemas.TypeActionRequested, schemas.TypeActionCompleted, schemas.TypeActionVerified:
 				if episode == "" || schemas.Extension(w.e, schemas.ExtCorrelationID) != episode {
 					continue
@@ -209,7 +245,8 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 	}
 	doUndo("the scenario is over")
 	stopLoad()
-	if !res.Fired || (sc.Action != "" && (res.Outcome != schemas.OutcomeSucceeded || res.Verified == nil || !*res.Verified)) {
+	if !res.Fired || (sc.Action != "" && (res.Outcome != schemas.OutcomeSucceeded || res.Verified == nil || !*res.Verified)) ||
+		(sc.RootCause != "" && res.Diagnosis == "") {
 		res.Err = errors.Join(res.Err, r.missing(sc, res))
 	}
 	if res.Fired && sc.Detect > 0 && res.TTD > sc.Detect {
@@ -333,6 +370,8 @@ func (r *Runner) missing(sc Scenario, res Result) error {
 		return fmt.Errorf("%s failed its verification", sc.Action)
 	case !res.Resolved:
 		return fmt.Errorf("%s did not resolve within %s of the fault", sc.Rule, sc.Deadline)
+	case sc.RootCause != "" && res.Diagnosis == "":
+		return fmt.Errorf("%s was not diagnosed within %s of the fault", sc.Rule, sc.Deadline)
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ type Scenario struct {
 	// AlsoFires lists rules that must fire too: the fault breaks several
 	// invariants at once.
 	AlsoFires []string
+	// RootCause is the id of the playbook hypothesis that names the fault's
+	// true cause: the diagnosis of the rule's episode should rank it first.
+	RootCause string
 	// Action is the remediation the rule must request ("" for none); it
 	// must succeed and be verified.
 	Action string
@@ -69,6 +72,7 @@ func All() []Scenario {
 			Name:        "node_kill",
 			Description: "stop a rate limiter node: it stops serving and heartbeating",
 			Rule:        "node_down",
+			RootCause:   "node_process_down",
 			UndoOnFire:  true,
 			Load:        steady(),
 			Inject: func(ctx context.Context, e *Env) (Undo, error) {
@@ -88,6 +92,7 @@ func All() []Scenario {
 			Name:        "redis_down",
 			Description: "take Redis away from every node and the observer",
 			Rule:        "redis_disconnected",
+			RootCause:   "redis_outage",
 			UndoOnFire:  true,
 			Load:        steady(),
 			Inject: func(ctx context.Context, e *Env) (Undo, error) {
@@ -110,6 +115,7 @@ func All() []Scenario {
 			Name:        "redis_latency",
 			Description: "delay every Redis call of every node by 25 ms (chaos hook)",
 			Rule:        "redis_latency",
+			RootCause:   "redis_slow",
 			// Every check waits for its Redis call: check latency breaks too.
 			AlsoFires:  []string{"high_latency"},
 			UndoOnFire: true,
@@ -124,6 +130,7 @@ func All() []Scenario {
 			Name:        "clock_skew",
 			Description: "skew one node's clock by +2 s (chaos hook); the repair drains it",
 			Rule:        "clock_skew",
+			RootCause:   "clock_skew",
 			Also:        []string{"counter_drift"},
 			Action:      "drain_node",
 			Load:        steady(),
@@ -146,6 +153,7 @@ func All() []Scenario {
 			Name:        "counter_drift",
 			Description: "skew one node's clock by 400 ms (under the skew alarm) while the other nodes serve a key at 100 checks/s: the skewed node counts its window differently",
 			Rule:        "counter_drift",
+			RootCause:   "clock_skew",
 			Also:        []string{"hot_key"},
 			UndoOnFire:  true,
 			Load:        steady(),
@@ -172,6 +180,7 @@ func All() []Scenario {
 			Name:        "boundary_burst",
 			Description: "bursts just before and after a fixed window's end admit twice its limit; the repair moves the key to the sliding log",
 			Rule:        "over_admission",
+			RootCause:   "fixed_window_boundary",
 			Action:      "update_limit",
 			Load:        steady(),
 			FaultLoad:   &loadgen.Config{Pattern: loadgen.Boundary, BurstKey: "burst:1", Burst: 50, Window: 5 * time.Second},
@@ -191,6 +200,7 @@ func All() []Scenario {
 			Name:        "hot_key",
 			Description: "one key takes half of all checks; the repair blocks it, after approval",
 			Rule:        "hot_key",
+			RootCause:   "hot_key_client",
 			Action:      "block_key",
 			Approve:     true,
 			Load:        steady(),
@@ -205,6 +215,7 @@ func All() []Scenario {
 			Name:        "stuck_key",
 			Description: "a counter key loses its TTL (PERSIST) and nothing touches it again: it would never expire",
 			Rule:        "stale_counter",
+			RootCause:   "counter_lost_ttl",
 			Action:      "reset_counter",
 			Load:        steady(),
 			Inject: func(ctx context.Context, e *Env) (Undo, error) {
@@ -230,6 +241,7 @@ func All() []Scenario {
 			Name:        "over_throttling",
 			Description: "a fixed-window counter is stuck full (its window starts tomorrow): every check of the key is denied",
 			Rule:        "over_throttling",
+			RootCause:   "counter_stuck",
 			Action:      "reset_counter",
 			Load:        loadgen.Config{Pattern: loadgen.Steady, RPS: 100, Keys: 10, KeyPrefix: "frozen:"},
 			Setup: func(ctx context.Context, e *Env) error {

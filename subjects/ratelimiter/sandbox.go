@@ -143,7 +143,7 @@ func (s *Sandbox) Deployment(instance string, interval time.Duration) (*subjects
 		eps = append(eps, fmt.Sprintf("node %s  %s   (try: curl -XPOST %s/v1/check -d '{\"key\":\"user:1\"}')", n.ID, n.URL, n.URL))
 	}
 	return &subjects.Deployment{Subject: Subject(), Instance: instance, Interval: interval,
-		Source: src, Executor: exec, Endpoints: eps, Close: s.Close}, nil
+		Source: src, Executor: exec, API: apiGetter(urls, s.cfg.Token), Endpoints: eps, Close: s.Close}, nil
 }
 
 // Nodes returns the running and stopped nodes, in start order.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/observers"
 	"github.com/operator-dev/operator/ratelimiter"
 	"github.com/operator-dev/operator/ratelimiter/client"
@@ -27,6 +28,7 @@ const (
 	RulesFile     = "subjects/ratelimiter/rules.yaml"
 	RulesTestFile = "subjects/ratelimiter/rules_test.yaml"
 	CatalogFile   = "subjects/ratelimiter/actions.yaml"
+	PlaybookFile  = "subjects/ratelimiter/diagnosis.yaml"
 )
 
 // Defaults of the subject in `operator up`.
@@ -42,6 +44,8 @@ var (
 	rulesTestYAML []byte
 	//go:embed actions.yaml
 	catalogYAML []byte
+	//go:embed diagnosis.yaml
+	playbookYAML []byte
 )
 
 // Subject returns the rate limiter subject as it plugs into the pipeline.
@@ -52,6 +56,7 @@ func Subject() subjects.Subject {
 		Rules:     subjects.File{Path: RulesFile, Data: clone(rulesYAML)},
 		RulesTest: subjects.File{Path: RulesTestFile, Data: clone(rulesTestYAML)},
 		Catalog:   subjects.File{Path: CatalogFile, Data: clone(catalogYAML)},
+		Playbook:  subjects.File{Path: PlaybookFile, Data: clone(playbookYAML)},
 		Observer: subjects.Observer{
 			Short: "Observe rate limiter nodes and their Redis",
 			Long: `Poll the rate limiter every --interval: each node's registry entry, status,
@@ -66,6 +71,7 @@ is listed in the observation's observer.errors; the rest is still published.`,
 			Flags:           observerFlags,
 		},
 		Executor: subjects.Executor{Flags: executorFlags},
+		API:      subjects.API{Flags: apiFlags},
 		Local:    subjects.Local{Flags: localFlags},
 	}
 }
@@ -102,19 +108,43 @@ func observerFlags(fs *pflag.FlagSet) subjects.NewSource {
 	}
 }
 
+// endpoints are the flags that reach the nodes' management API.
+type endpoints struct {
+	urls  []string
+	token string
+}
+
+func endpointFlags(fs *pflag.FlagSet, what string) *endpoints {
+	var e endpoints
+	fs.StringSliceVar(&e.urls, "ratelimiter-url", nil, "base URL of rate limiter nodes (comma-separated; any node can "+what+")")
+	fs.StringVar(&e.token, "ratelimiter-token", "", "bearer token of the rate limiter's management API")
+	return &e
+}
+
 func executorFlags(fs *pflag.FlagSet) subjects.NewExecutor {
-	var (
-		urls  []string
-		token string
-	)
-	fs.StringSliceVar(&urls, "ratelimiter-url", nil, "base URL of rate limiter nodes (comma-separated; any node can act for all)")
-	fs.StringVar(&token, "ratelimiter-token", "", "bearer token of the rate limiter's management API")
+	e := endpointFlags(fs, "act for all")
 	return func() (actuators.Executor, error) {
-		if len(urls) == 0 {
+		if len(e.urls) == 0 {
 			return nil, fmt.Errorf("%w: the rate limiter needs --ratelimiter-url", subjects.ErrNotConfigured)
 		}
-		return executorFor(urls, token)
+		return executorFor(e.urls, e.token)
 	}
+}
+
+func apiFlags(fs *pflag.FlagSet) subjects.NewGetter {
+	e := endpointFlags(fs, "answer")
+	return func() (diagnosis.Getter, error) {
+		if len(e.urls) == 0 {
+			return nil, nil
+		}
+		return apiGetter(e.urls, e.token), nil
+	}
+}
+
+// apiGetter reads the management API of any node: every node serves the
+// same shared state.
+func apiGetter(urls []string, token string) *diagnosis.HTTPGetter {
+	return &diagnosis.HTTPGetter{URLs: urls, Token: token, Client: &http.Client{}}
 }
 
 // executorFor returns an executor over the nodes at urls. The worker bounds

@@ -33,7 +33,7 @@ func Check(t *testing.T, s subjects.Subject, fences ...Fence) {
 		t.Fatalf("incomplete subject: %v", err)
 	}
 	t.Run("embedded files are the files in the folder", func(t *testing.T) {
-		for _, f := range []subjects.File{s.Rules, s.RulesTest, s.Catalog} {
+		for _, f := range []subjects.File{s.Rules, s.RulesTest, s.Catalog, s.Playbook} {
 			if f.Path == "" {
 				continue
 			}
@@ -108,6 +108,23 @@ func Check(t *testing.T, s subjects.Subject, fences ...Fence) {
 			}
 			if _, ok := cat.Action(r.Remediate.Action); !ok {
 				t.Errorf("rule %s remediates with %s, which %s lacks", r.Name, r.Remediate.Action, s.Catalog.Path)
+			}
+		}
+	})
+	t.Run("the playbook explains every rule with known actions", func(t *testing.T) {
+		pb, err := s.DiagnosisPlaybook()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pb == nil {
+			t.Skip("the subject ships no playbook: its violations get the default evidence")
+		}
+		if pb.Subject != s.Name {
+			t.Errorf("%s is for subject %q, want %q", s.Playbook.Path, pb.Subject, s.Name)
+		}
+		for _, r := range rs.Rules {
+			if !pb.Considers(r.Name) {
+				t.Errorf("no hypothesis of %s considers a violation of %s", s.Playbook.Path, r.Name)
 			}
 		}
 	})

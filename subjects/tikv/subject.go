@@ -5,12 +5,14 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/observers"
 	"github.com/operator-dev/operator/subjects"
 	"github.com/operator-dev/operator/subjects/tikv/pdapi"
@@ -26,6 +28,7 @@ const (
 	RulesFile     = "subjects/tikv/rules.yaml"
 	RulesTestFile = "subjects/tikv/rules_test.yaml"
 	CatalogFile   = "subjects/tikv/actions.yaml"
+	PlaybookFile  = "subjects/tikv/diagnosis.yaml"
 )
 
 // Defaults of the observer. PD and Prometheus change slower than a rate
@@ -43,6 +46,8 @@ var (
 	rulesTestYAML []byte
 	//go:embed actions.yaml
 	catalogYAML []byte
+	//go:embed diagnosis.yaml
+	playbookYAML []byte
 )
 
 // Subject returns the TiKV subject as it plugs into the pipeline.
@@ -53,6 +58,7 @@ func Subject() subjects.Subject {
 		Rules:     subjects.File{Path: RulesFile, Data: clone(rulesYAML)},
 		RulesTest: subjects.File{Path: RulesTestFile, Data: clone(rulesTestYAML)},
 		Catalog:   subjects.File{Path: CatalogFile, Data: clone(catalogYAML)},
+		Playbook:  subjects.File{Path: PlaybookFile, Data: clone(playbookYAML)},
 		Observer: subjects.Observer{
 			Short: "Observe a TiKV cluster through PD and Prometheus",
 			Long: `Poll a TiKV cluster every --interval through PD's HTTP API: every store
@@ -72,6 +78,7 @@ is still published.`,
 			Flags:           observerFlags,
 		},
 		Executor: subjects.Executor{Flags: executorFlags},
+		API:      subjects.API{Flags: apiFlags},
 		Local:    subjects.Local{Flags: localFlags},
 	}
 }
@@ -104,10 +111,26 @@ func observerFlags(fs *pflag.FlagSet) subjects.NewSource {
 	}
 }
 
-func executorFlags(fs *pflag.FlagSet) subjects.NewExecutor {
+func pdURLFlag(fs *pflag.FlagSet, what string) *[]string {
 	var pdURLs []string
-	fs.StringSliceVar(&pdURLs, "pd-url", nil, "PD URLs of the TiKV cluster (comma-separated; any member can act)")
+	fs.StringSliceVar(&pdURLs, "pd-url", nil, "PD URLs of the TiKV cluster (comma-separated; any member can "+what+")")
+	return &pdURLs
+}
+
+func apiFlags(fs *pflag.FlagSet) subjects.NewGetter {
+	urls := pdURLFlag(fs, "answer")
+	return func() (diagnosis.Getter, error) {
+		if len(*urls) == 0 {
+			return nil, nil
+		}
+		return &diagnosis.HTTPGetter{URLs: *urls, Client: &http.Client{}}, nil
+	}
+}
+
+func executorFlags(fs *pflag.FlagSet) subjects.NewExecutor {
+	urls := pdURLFlag(fs, "act")
 	return func() (actuators.Executor, error) {
+		pdURLs := *urls
 		if len(pdURLs) == 0 {
 			return nil, fmt.Errorf("%w: TiKV needs --pd-url", subjects.ErrNotConfigured)
 		}
@@ -165,10 +188,12 @@ func Deployment(cfg DeploymentConfig) (*subjects.Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	eps := []string{"PD     " + strings.Join(cfg.PD.URLs, ",")}
+	d := &subjects.Deployment{Subject: Subject(), Instance: cfg.Instance, Interval: cfg.Interval,
+		Source: src, Executor: exec, API: &diagnosis.HTTPGetter{URLs: cfg.PD.URLs, Client: &http.Client{}},
+		Endpoints: []string{"PD     " + strings.Join(cfg.PD.URLs, ",")}}
 	if cfg.Prometheus.URL != "" {
-		eps = append(eps, "Prometheus (TiKV)  "+cfg.Prometheus.URL)
+		d.Prometheus = &diagnosis.PrometheusClient{URL: cfg.Prometheus.URL}
+		d.Endpoints = append(d.Endpoints, "Prometheus (TiKV)  "+cfg.Prometheus.URL)
 	}
-	return &subjects.Deployment{Subject: Subject(), Instance: cfg.Instance, Interval: cfg.Interval,
-		Source: src, Executor: exec, Endpoints: eps}, nil
+	return d, nil
 }
