@@ -44,7 +44,7 @@ func Explain(w io.Writer, d schemas.Diagnosis, maxLines int) error {
 			continue
 		}
 		var pretty bytes.Buffer
-		if json.Indent(&pretty, e.Data, "    ", "  ") != nil {
+		if json.Indent(&pretty, e.Data, "", "  ") != nil {
 			pretty.Write(e.Data)
 		}
 		lines := strings.Split(pretty.String(), "\n")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/operator-dev/operator/diagnosis"
 	"github.com/operator-dev/operator/pipeline/scenario"
 )
 
@@ -23,6 +24,7 @@ func newDemoCmd() *cobra.Command {
 		asJSON   bool
 		verbose  bool
 		record   string
+		explain  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo SCENARIO|all",
@@ -56,17 +58,18 @@ Scenarios: ` + strings.Join(scenario.Names(), ", "),
 			if verbose {
 				cfg.Pipeline.Logger = slog.Default()
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg, scs, asJSON, record)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), cfg, scs, asJSON, record, explain)
 		},
 	}
 	cmd.Flags().StringVar(&redisURL, "redis", "", "run the nodes on this Redis instead of the embedded store")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON lines after the timelines")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "also print the components' logs")
 	cmd.Flags().StringVar(&record, "record", "", "write each scenario's observations to DIR/ratelimiter-<scenario>.jsonl")
+	cmd.Flags().BoolVar(&explain, "explain", false, "print each scenario's diagnosis with its evidence, as operator diagnose explain does")
 	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, cfg scenario.Config, scs []scenario.Scenario, asJSON bool, record string) error {
+func runDemo(ctx context.Context, out io.Writer, cfg scenario.Config, scs []scenario.Scenario, asJSON bool, record string, explain bool) error {
 	var results []scenario.Result
 	failed := 0
 	for _, sc := range scs {
@@ -91,6 +94,12 @@ func runDemo(ctx context.Context, out io.Writer, cfg scenario.Config, scs []scen
 		if !res.OK() {
 			failed++
 			fmt.Fprintf(out, "  FAILED: %v\n", res.Err)
+		}
+		if explain && res.Diagnosed != nil {
+			fmt.Fprintln(out)
+			if err := diagnosis.Explain(out, *res.Diagnosed, 12); err != nil {
+				return err
+			}
 		}
 		results = append(results, res)
 		if ctx.Err() != nil {

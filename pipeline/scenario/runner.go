@@ -43,6 +43,8 @@ type Result struct {
 	Certainty      string
 	DiagnosisAfter time.Duration
 	Correct        bool
+	// Diagnosed is the diagnosis itself, for `operator demo --explain`.
+	Diagnosed *schemas.Diagnosis
 	Err            error
 }
 
@@ -166,7 +168,7 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (res Result) {
 			return
 		}
 		top := d.Top()
-		res.Diagnosis, res.Certainty = top.ID, top.Certainty
+		res.Diagnosis, res.Certainty, res.Diagnosed = top.ID, top.Certainty, &d
 		res.DiagnosisAfter = e.Time().Sub(firedAt)
 		res.Correct = top.ID == sc.RootCause
 		verdict := "CORRECT"
