@@ -45,7 +45,7 @@ type Result struct {
 	Correct        bool
 	// Diagnosed is the diagnosis itself, for `operator demo --explain`.
 	Diagnosed *schemas.Diagnosis
-	Err            error
+	Err       error
 }
 
 // OK reports whether the scenario went as expected.
