@@ -76,21 +76,23 @@ func New(cfg Config) (*Reasoner, error) {
 // error, since tokens spent on a failed answer are still spent. Running
 // out of Config.Timeout or of ctx is an error.
 func (r *Reasoner) Reason(ctx context.Context, in *diagnosis.Input) (diagnosis.Output, error) {
-	out := diagnosis.Output{Mode: schemas.DiagnosisLLM, Model: r.cfg.Model}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	red := newRedactor(r.cfg.Redact)
+	c := &conversation{r: r, in: in, red: newRedactor(r.cfg.Redact), known: map[string]bool{},
+		out: diagnosis.Output{Mode: schemas.DiagnosisLLM, Model: r.cfg.Model},
+		log: r.log.With("subject", in.Violation.Subject, "instance", in.Violation.Instance,
+			"rule", in.Violation.Rule, "episode", in.Violation.Episode)}
+	for _, it := range in.Evidence {
+		c.known[it.ID] = true
+	}
 	toolList, readOnly, err := tools(in, r.cfg.MaxToolCalls > 0)
 	if err != nil {
-		return out, err
+		return c.out, err
 	}
-	prompt, err := userPrompt(red, in)
+	c.readOnly = readOnly
+	prompt, err := userPrompt(c.red, in)
 	if err != nil {
-		return out, err
-	}
-	known := map[string]bool{}
-	for _, it := range in.Evidence {
-		known[it.ID] = true
+		return c.out, err
 	}
 	params := anthropic.MessageNewParams{
 		Model:     r.cfg.Model,
@@ -102,74 +104,101 @@ func (r *Reasoner) Reason(ctx context.Context, in *diagnosis.Input) (diagnosis.O
 	if r.cfg.Effort != "" {
 		params.OutputConfig = anthropic.OutputConfigParam{Effort: anthropic.OutputConfigEffort(r.cfg.Effort)}
 	}
-	log := r.log.With("subject", in.Violation.Subject, "instance", in.Violation.Instance,
-		"rule", in.Violation.Rule, "episode", in.Violation.Episode)
-	calls, maxRequests := 0, r.cfg.MaxToolCalls+extraRequests
+	maxRequests := r.cfg.MaxToolCalls + extraRequests
 	for n := 1; n <= maxRequests; n++ {
 		msg, err := r.client.Messages.New(ctx, params)
 		if err != nil {
 			if ctx.Err() != nil {
-				return out, fmt.Errorf("request %d to %s: %w", n, r.cfg.Model, ctx.Err())
+				err = ctx.Err()
 			}
-			return out, fmt.Errorf("request %d to %s: %w", n, r.cfg.Model, err)
+			return c.out, fmt.Errorf("request %d to %s: %w", n, r.cfg.Model, err)
 		}
-		if msg.Model != "" {
-			out.Model = msg.Model
-		}
-		u := msg.Usage
-		out.InputTokens += u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
-		out.OutputTokens += u.OutputTokens
-		out.CostUSD = r.cfg.cost(out.InputTokens, out.OutputTokens)
+		c.count(msg)
 		switch msg.StopReason {
 		case anthropic.StopReasonRefusal:
-			return out, fmt.Errorf("request %d: %w", n, ErrRefused)
+			return c.out, fmt.Errorf("request %d: %w", n, ErrRefused)
 		case anthropic.StopReasonModelContextWindowExceeded:
-			return out, fmt.Errorf("request %d: the conversation outgrew the model's context window", n)
+			return c.out, fmt.Errorf("request %d: the conversation outgrew the model's context window", n)
 		}
-		params.Messages = append(params.Messages, msg.ToParam())
-
-		var uses []anthropic.ToolUseBlock
-		for _, block := range msg.Content {
-			if block.Type == "tool_use" {
-				uses = append(uses, block.AsToolUse())
-			}
+		next, done := c.reply(ctx, n, msg)
+		if done {
+			return c.out, nil
 		}
-		if len(uses) == 0 {
-			params.Messages = append(params.Messages, anthropic.NewUserMessage(anthropic.NewTextBlock(
-				"Nothing was read: answer only by calling "+SubmitTool+".")))
-			continue
-		}
-		var results []anthropic.ContentBlockParamUnion
-		if sub, ok := findSubmit(uses); ok {
-			hyps, notes, err := answer(r.submit, sub.Input, in, known, red)
-			if err == nil {
-				for _, note := range notes {
-					log.Info("llm answer repaired", "model", out.Model, "note", note)
-				}
-				out.Hypotheses = hyps
-				return out, nil
-			}
-			log.Info("llm answer rejected", "model", out.Model, "request", n, "error", err)
-			results = append(results, anthropic.NewToolResultBlock(sub.ID,
-				err.Error()+". Call "+SubmitTool+" again with a corrected diagnosis.", true))
-			for _, u := range uses {
-				if u.ID != sub.ID {
-					results = append(results, anthropic.NewToolResultBlock(u.ID, "Not run: a diagnosis was submitted in the same turn.", true))
-				}
-			}
-		} else {
-			for _, u := range uses {
-				var res anthropic.ContentBlockParamUnion
-				res, calls = r.runTool(ctx, in, u, readOnly, red, calls, &out, known)
-				results = append(results, res)
-			}
-		}
-		params.Messages = append(params.Messages, anthropic.NewUserMessage(results...))
+		params.Messages = append(params.Messages, msg.ToParam(), next)
 		if err := ctx.Err(); err != nil {
-			return out, fmt.Errorf("after request %d: %w", n, err)
+			return c.out, fmt.Errorf("after request %d: %w", n, err)
 		}
 	}
-	return out, fmt.Errorf("%w in %d requests", ErrNoAnswer, maxRequests)
+	return c.out, fmt.Errorf("%w in %d requests", ErrNoAnswer, maxRequests)
+}
+
+// A conversation is the state of one diagnosis.
+type conversation struct {
+	r   *Reasoner
+	in  *diagnosis.Input
+	red *redactor
+	// readOnly are the names of the tools the model may run.
+	readOnly map[string]bool
+	// known are the citable evidence ids, the tools' included.
+	known map[string]bool
+	// calls counts the tool calls made.
+	calls int
+	out   diagnosis.Output
+	log   *slog.Logger
+}
+
+// count adds a response's model, tokens and cost to the output. Input
+// tokens include those written to and read from the prompt cache; all are
+// priced at the input rate, so the estimate errs high.
+func (c *conversation) count(msg *anthropic.Message) {
+	if msg.Model != "" {
+		c.out.Model = msg.Model
+	}
+	u := msg.Usage
+	c.out.InputTokens += u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+	c.out.OutputTokens += u.OutputTokens
+	c.out.CostUSD = c.r.cfg.cost(c.out.InputTokens, c.out.OutputTokens)
+}
+
+// reply answers the model's turn n. It is done when the turn submitted an
+// acceptable diagnosis, now in the output; otherwise next is the message
+// to send: the tools' results, the reasons a submission was rejected, or
+// a reminder to answer through SubmitTool.
+func (c *conversation) reply(ctx context.Context, n int, msg *anthropic.Message) (next anthropic.MessageParam, done bool) {
+	var uses []anthropic.ToolUseBlock
+	for _, block := range msg.Content {
+		if block.Type == "tool_use" {
+			uses = append(uses, block.AsToolUse())
+		}
+	}
+	if len(uses) == 0 {
+		return anthropic.NewUserMessage(anthropic.NewTextBlock("Nothing was read: answer only by calling " + SubmitTool + ".")), false
+	}
+	var results []anthropic.ContentBlockParamUnion
+	sub, submitted := findSubmit(uses)
+	if !submitted {
+		for _, u := range uses {
+			results = append(results, c.runTool(ctx, u))
+		}
+		return anthropic.NewUserMessage(results...), false
+	}
+	hyps, notes, err := answer(c.r.submit, sub.Input, c.in, c.known, c.red)
+	if err == nil {
+		for _, note := range notes {
+			c.log.Info("llm answer repaired", "model", c.out.Model, "note", note)
+		}
+		c.out.Hypotheses = hyps
+		return anthropic.MessageParam{}, true
+	}
+	c.log.Info("llm answer rejected", "model", c.out.Model, "request", n, "error", err)
+	results = append(results, anthropic.NewToolResultBlock(sub.ID,
+		err.Error()+". Call "+SubmitTool+" again with a corrected diagnosis.", true))
+	for _, u := range uses {
+		if u.ID != sub.ID {
+			results = append(results, anthropic.NewToolResultBlock(u.ID, "Not run: a diagnosis was submitted in the same turn.", true))
+		}
+	}
+	return anthropic.NewUserMessage(results...), false
 }
 
 // findSubmit returns the model's call of SubmitTool, if it made one.
@@ -183,31 +212,34 @@ func findSubmit(uses []anthropic.ToolUseBlock) (anthropic.ToolUseBlock, bool) {
 }
 
 // runTool runs one read-only tool call within the budget and returns its
-// result for the model and the calls made so far. The evidence item it
-// yields joins the output and becomes citable; the model sees it redacted.
-func (r *Reasoner) runTool(ctx context.Context, in *diagnosis.Input, u anthropic.ToolUseBlock, readOnly map[string]bool,
-	red *redactor, calls int, out *diagnosis.Output, known map[string]bool) (anthropic.ContentBlockParamUnion, int) {
-	switch {
-	case !readOnly[u.Name]:
-		return anthropic.NewToolResultBlock(u.ID, fmt.Sprintf("There is no tool %q.", u.Name), true), calls + 1
-	case calls >= r.cfg.MaxToolCalls:
-		return anthropic.NewToolResultBlock(u.ID, fmt.Sprintf("Not run: the %d tool calls are spent. Call %s now.",
-			r.cfg.MaxToolCalls, SubmitTool), true), calls
+// result for the model. The evidence item it yields joins the output and
+// becomes citable; the model sees it redacted, and the tool gets the
+// model's input with the real names.
+func (c *conversation) runTool(ctx context.Context, u anthropic.ToolUseBlock) anthropic.ContentBlockParamUnion {
+	fail := func(format string, args ...any) anthropic.ContentBlockParamUnion {
+		return anthropic.NewToolResultBlock(u.ID, fmt.Sprintf(format, args...), true)
+	}
+	if c.calls >= c.r.cfg.MaxToolCalls {
+		return fail("Not run: the %d tool calls are spent. Call %s now.", c.r.cfg.MaxToolCalls, SubmitTool)
+	}
+	c.calls++
+	if !c.readOnly[u.Name] {
+		return fail("There is no tool %q.", u.Name)
 	}
 	input, err := decode(u.Input)
 	if err != nil {
-		return anthropic.NewToolResultBlock(u.ID, fmt.Sprintf("The input is not JSON: %v.", err), true), calls + 1
+		return fail("The input is not JSON: %v.", err)
 	}
-	raw, err := json.Marshal(red.restoreValue(input))
+	raw, err := json.Marshal(c.red.restoreValue(input))
 	if err != nil {
-		return anthropic.NewToolResultBlock(u.ID, fmt.Sprintf("The input cannot be encoded: %v.", err), true), calls + 1
+		return fail("The input cannot be encoded: %v.", err)
 	}
-	item := in.Tools.Run(ctx, u.Name, raw)
-	out.Evidence = append(out.Evidence, item)
-	known[item.ID] = true
-	text, err := encode(red.item(item))
+	item := c.in.Tools.Run(ctx, u.Name, raw)
+	c.out.Evidence = append(c.out.Evidence, item)
+	c.known[item.ID] = true
+	text, err := encode(c.red.item(item))
 	if err != nil {
-		return anthropic.NewToolResultBlock(u.ID, fmt.Sprintf("Evidence %s cannot be encoded: %v.", item.ID, err), true), calls + 1
+		return fail("Evidence %s cannot be encoded: %v.", item.ID, err)
 	}
-	return anthropic.NewToolResultBlock(u.ID, text, item.Error != ""), calls + 1
+	return anthropic.NewToolResultBlock(u.ID, text, item.Error != "")
 }
