@@ -14,22 +14,27 @@
 //
 // # Redaction
 //
-// With Config.Redact, the names of the subject never leave the process:
-// every name in the violation, the evidence and the tool results is
-// replaced with a placeholder such as <k1> before a request is built, and
-// the placeholders in the answer (causes, params) and in tool inputs are
-// mapped back, so the published diagnosis and the tools see the real
-// names. A name is the instance (<k1>), the violation's key (<k2>), any
-// string under a field that names something (id, key, node, instance,
-// store, address, host, pattern, url, name, and fields ending in _id,
-// _key, _addr, _address, _host, _url or _instance), and any other word of
-// a string that is shaped like an identifier: one with a digit or one of
-// : @ . * in it (node-1, user:42, 10.0.0.1:6379, redis.internal, user:*).
+// With Config.Redact, the names in the violation, the evidence and the
+// tool results are replaced with placeholders such as <k1> before a
+// request is built, and the placeholders in the answer (causes, params)
+// and in tool inputs are mapped back, so the published diagnosis and the
+// tools see the real names. A name is:
+//   - the instance and the violation's key, numbered first (<k1>, <k2>);
+//   - any string under a field that names something: id, key, node,
+//     instance, store, address, host, pattern, target, url, name, and
+//     fields ending in _id, _key, _addr, _address, _host, _url or
+//     _instance;
+//   - any other word of a string shaped like an identifier, with a digit
+//     or one of : @ . * in it (node-1, user:42, 10.0.0.1:6379,
+//     redis.internal, user:*).
+//
 // Numbers, times, durations, numbers with a unit and API versions are
 // kept, as are field names and plain words, so the model can still read
-// the data. The same name gets the same placeholder throughout one
-// diagnosis, its URL-escaped forms included; the playbook's and catalog's
-// own text is scanned for the names found in the data.
+// the data. A plain word that names something is hidden wherever it
+// appears once it has been seen in a name field, and not otherwise. The
+// same name gets the same placeholder throughout one diagnosis, its
+// URL-escaped forms included; the playbook's and the catalog's own text
+// is scanned only for the names found in the data.
 //
 // This package imports no subject and no NATS; it makes no request but
 // to the Messages API, and it reads no environment variable: the command

@@ -679,3 +679,51 @@ func TestConfigDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestReasonBareInput: with no playbook, catalog or tools, the model may
+// only submit, and no suggestion survives without a catalog.
+func TestReasonBareInput(t *testing.T) {
+	api, srv := newFakeAPI(t, ok("submit_direct.json"))
+	r := newTestReasoner(t, srv.URL, Config{})
+	in := testInput(t, nil)
+	in.Playbook, in.Catalog, in.Tools = nil, nil, nil
+	out, err := r.Reason(context.Background(), in)
+	if err != nil {
+		t.Fatalf("reason: %v", err)
+	}
+	if len(out.Hypotheses) != 2 {
+		t.Fatalf("hypotheses %v", ids(out.Hypotheses))
+	}
+	for _, h := range out.Hypotheses {
+		if h.SuggestedAction != nil {
+			t.Errorf("%s kept suggestion %+v with no catalog", h.ID, h.SuggestedAction)
+		}
+	}
+	list, _ := api.request(t, 0)["tools"].([]any)
+	if len(list) != 1 {
+		t.Errorf("%d tools offered, want only %s", len(list), SubmitTool)
+	}
+}
+
+// TestReasonConcurrent runs diagnoses at once on one Reasoner, for the
+// race detector: each keeps its own conversation.
+func TestReasonConcurrent(t *testing.T) {
+	_, srv := newFakeAPI(t, ok("tool_call.json"), ok("submit_after_tool.json"), ok("submit_direct.json"))
+	r := newTestReasoner(t, srv.URL, Config{Redact: true})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		in := testInput(t, &fakeTools{})
+		wg.Go(func() {
+			_, err := r.Reason(context.Background(), in)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("reason: %v", err)
+		}
+	}
+}
