@@ -184,8 +184,8 @@ func (c *conversation) reply(ctx context.Context, n int, msg *anthropic.Message)
 	}
 	hyps, notes, err := answer(c.r.submit, sub.Input, c.in, c.known, c.red)
 	if err == nil {
-		for _, note := range notes {
-			c.log.Info("llm answer repaired", "model", c.out.Model, "note", note)
+		if len(notes) > 0 {
+			c.log.Info("llm answer repaired", "model", c.out.Model, "notes", notes)
 		}
 		c.out.Hypotheses = hyps
 		return anthropic.MessageParam{}, true
