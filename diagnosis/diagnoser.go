@@ -180,6 +180,7 @@ func (d *Diagnoser) Diagnose(ctx context.Context, e event.Event) (schemas.Diagno
 	in := &Input{Violation: vio, Evidence: ev.items, Playbook: pb, Catalog: sub.Catalog,
 		Tools: &tools{g: g, pb: pb, vio: vio}}
 	out, _ := Deterministic{}.Reason(ctx, in)
+	in.Deterministic = out.Hypotheses
 	var reasonErr error
 	if d.deps.Reasoner != nil {
 		o, err := d.deps.Reasoner.Reason(ctx, in)
@@ -187,8 +188,10 @@ func (d *Diagnoser) Diagnose(ctx context.Context, e event.Event) (schemas.Diagno
 			reasonErr = err
 			d.log.Warn("reasoner failed; publishing the deterministic diagnosis", "subject", vio.Subject,
 				"instance", vio.Instance, "rule", vio.Rule, "episode", vio.Episode, "error", err)
-			// Tokens spent on a failed answer are still spent.
+			// Tokens spent on a failed answer are still spent, and the
+			// evidence its tools read is still real.
 			out.Model, out.InputTokens, out.OutputTokens, out.CostUSD = o.Model, o.InputTokens, o.OutputTokens, o.CostUSD
+			out.Evidence, out.Notes = o.Evidence, o.Notes
 		} else {
 			out = o
 		}
@@ -197,7 +200,7 @@ func (d *Diagnoser) Diagnose(ctx context.Context, e event.Event) (schemas.Diagno
 		Subject: vio.Subject, Instance: vio.Instance, Rule: vio.Rule, Key: vio.Key, Episode: vio.Episode,
 		Fingerprint: vio.Fingerprint, ViolationID: e.ID(), Mode: out.Mode,
 		Model: out.Model, InputTokens: out.InputTokens, OutputTokens: out.OutputTokens, CostUSD: out.CostUSD,
-		Evidence: append(ev.items, out.Evidence...), Hypotheses: out.Hypotheses, CreatedAt: time.Now().UTC(),
+		Evidence: append(ev.items, out.Evidence...), Hypotheses: out.Hypotheses, Notes: out.Notes, CreatedAt: time.Now().UTC(),
 	}
 	if diag.Mode == "" {
 		diag.Mode = schemas.DiagnosisDeterministic

@@ -278,13 +278,18 @@ func TestDiagnoserRecordsFailedEvidence(t *testing.T) {
 type failingReasoner struct{}
 
 func (failingReasoner) Reason(context.Context, *diagnosis.Input) (diagnosis.Output, error) {
-	return diagnosis.Output{Model: "m1", InputTokens: 1200, OutputTokens: 30}, errors.New("the model timed out")
+	return diagnosis.Output{Model: "m1", InputTokens: 1200, OutputTokens: 30, Notes: []string{"dropped a citation of x"},
+		Evidence: []schemas.EvidenceItem{{ID: "tool1_http_get", Source: "GET /q", At: time.Now(), Data: json.RawMessage(`{}`)}}}, errors.New("the model timed out")
 }
 
 // toolReasoner asks for more evidence through a tool and cites it.
-type toolReasoner struct{ tools []string }
+type toolReasoner struct {
+	tools         []string
+	deterministic []schemas.Hypothesis
+}
 
 func (r *toolReasoner) Reason(ctx context.Context, in *diagnosis.Input) (diagnosis.Output, error) {
+	r.deterministic = in.Deterministic
 	for _, tl := range in.Tools.Tools() {
 		r.tools = append(r.tools, tl.Name)
 	}
@@ -308,6 +313,9 @@ func TestDiagnoserReasoners(t *testing.T) {
 		diag.InputTokens != 1200 || diag.Model != "m1" {
 		t.Errorf("a failed reasoner did not fall back with the tokens it spent: %+v", diag)
 	}
+	if len(diag.Notes) != 1 || diag.Evidence[len(diag.Evidence)-1].ID != "tool1_http_get" {
+		t.Errorf("a failed reasoner's notes and tool evidence were lost: %+v", diag)
+	}
 
 	tr := &toolReasoner{}
 	calls := w.apiCalls.Load()
@@ -317,6 +325,9 @@ func TestDiagnoserReasoners(t *testing.T) {
 	}
 	if diag.Mode != schemas.DiagnosisLLM || len(diag.Evidence) != 7 {
 		t.Fatalf("diagnosis %+v", diag)
+	}
+	if len(tr.deterministic) == 0 || tr.deterministic[0].ID != "consumers_gone" {
+		t.Errorf("the reasoner did not get the playbook's answer: %+v", tr.deterministic)
 	}
 	if w.apiCalls.Load()-calls != 2 {
 		t.Errorf("%d API calls, want the playbook's one and the tool's one", w.apiCalls.Load()-calls)

@@ -26,6 +26,9 @@ func Explain(w io.Writer, d schemas.Diagnosis, maxLines int) error {
 	if d.Error != "" {
 		ew.printf("note: %s\n", d.Error)
 	}
+	for _, n := range d.Notes {
+		ew.printf("note: %s\n", n)
+	}
 	ew.printf("\nhypotheses, most credible first:\n")
 	for i, h := range d.Hypotheses {
 		ew.printf("  %d. %s %s: %s\n", i+1, strings.ToUpper(h.Certainty), h.ID, h.Cause)

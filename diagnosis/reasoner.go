@@ -27,6 +27,9 @@ type Input struct {
 	// Catalog is the subject's action catalog, for suggestions; nil when
 	// the subject has none.
 	Catalog *actuators.Catalog
+	// Deterministic is the playbook's own answer, for a reasoner to confirm
+	// or dispute; empty when nothing fit.
+	Deterministic []schemas.Hypothesis
 	// Tools runs a read-only tool (a source kind with its parameters) and
 	// returns the evidence item it produced, for reasoners that ask for
 	// more evidence as they go. It never acts on the subject.
@@ -58,6 +61,10 @@ type Output struct {
 	Hypotheses []schemas.Hypothesis
 	// Extra evidence gathered through tools, to publish with the rest.
 	Evidence []schemas.EvidenceItem
+	// Notes say what the reasoner changed in its answer (a citation of
+	// unknown evidence dropped, a suggestion outside the catalog removed),
+	// published with the diagnosis.
+	Notes []string
 	// Mode is schemas.DiagnosisDeterministic or schemas.DiagnosisLLM.
 	Mode string
 	// Model, tokens and cost, for an LLM.

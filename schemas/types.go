@@ -211,10 +211,12 @@ type Diagnosis struct {
 	OutputTokens int64   `json:"output_tokens,omitempty"`
 	CostUSD      float64 `json:"cost_usd,omitempty"`
 	// DurationMS is from receiving the violation to the answer.
-	DurationMS float64        `json:"duration_ms"`
-	Summary    string         `json:"summary"`
-	Error      string         `json:"error,omitempty"`
-	Evidence   []EvidenceItem `json:"evidence"`
+	DurationMS float64 `json:"duration_ms"`
+	Summary    string  `json:"summary"`
+	Error      string  `json:"error,omitempty"`
+	// Notes say what the reasoner corrected in its own answer.
+	Notes    []string       `json:"notes,omitempty"`
+	Evidence []EvidenceItem `json:"evidence"`
 	// Hypotheses are ranked, most credible first; one "unknown" when
 	// nothing fits.
 	Hypotheses []Hypothesis `json:"hypotheses"`

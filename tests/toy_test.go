@@ -3,8 +3,12 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/operator-dev/operator/actuators"
+	"github.com/operator-dev/operator/diagnosis/llm"
 	"github.com/operator-dev/operator/internal/bus/bustest"
 	"github.com/operator-dev/operator/observers"
 	"github.com/operator-dev/operator/pipeline"
@@ -173,5 +178,83 @@ func TestToySubjectThroughThePipeline(t *testing.T) {
 	}
 	if n := q.drains.Load(); n != 1 {
 		t.Errorf("the queue was drained %d times, want once", n)
+	}
+}
+
+// TestToySubjectDiagnosedByAnLLM runs the pipeline with an LLM reasoner
+// against a local stand-in of the Messages API: the episode's diagnosis is
+// the model's answer, in the diagnosis schema, with its tokens, and the
+// request carried the evidence and no tool that acts.
+func TestToySubjectDiagnosedByAnLLM(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		sent []string
+	)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		sent = append(sent, string(body))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude-test","stop_reason":"tool_use",
+			"usage":{"input_tokens":900,"output_tokens":80},
+			"content":[{"type":"tool_use","id":"tu_1","name":"submit_diagnosis","input":{"hypotheses":[
+			  {"id":"consumers_gone","cause":"the queue has no consumer","certainty":"likely","supports":["observations"],"contradicts":[],
+			   "suggested_action":{"action":"drain","params":{}}}]}}]}`))
+	}))
+	t.Cleanup(api.Close)
+	reasoner, err := llm.New(llm.Config{APIKey: "test-key", Model: "claude-test", BaseURL: api.URL, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &toyQueue{}
+	q.depth.Store(50)
+	s := toySubject(t, q)
+	d, err := s.Local.Flags(pflag.NewFlagSet("up", pflag.ContinueOnError))(context.Background(), subjects.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Subject = s
+	ctx := bustest.Context(t, time.Minute)
+	p, err := pipeline.Start(ctx, pipeline.Config{Store: t.TempDir(), Deployments: []*subjects.Deployment{d}, Reasoner: reasoner,
+		Actuator: actuators.Config{Mode: schemas.ModeObserve}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() })
+	found := make(chan schemas.Diagnosis, 1)
+	wg.Go(func() {
+		_ = p.Bus.Tail(runCtx, "operator.diagnosis.>", time.Time{}, func(_ string, e event.Event, err error) {
+			var diag schemas.Diagnosis
+			if err == nil && json.Unmarshal(e.Data(), &diag) == nil {
+				select {
+				case found <- diag:
+				default:
+				}
+			}
+		})
+	})
+	wg.Go(func() { _ = p.Run(runCtx) })
+	var diag schemas.Diagnosis
+	select {
+	case diag = <-found:
+	case <-ctx.Done():
+		t.Fatal("no diagnosis")
+	}
+	top := diag.Top()
+	if diag.Mode != schemas.DiagnosisLLM || diag.Model != "claude-test" || diag.InputTokens != 900 || diag.OutputTokens != 80 ||
+		top.ID != "consumers_gone" || top.SuggestedAction == nil || diag.Error != "no playbook for toy" {
+		t.Fatalf("diagnosis %+v", diag)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 || !strings.Contains(sent[0], "queue_deep") || !strings.Contains(sent[0], `\"depth\":50`) && !strings.Contains(sent[0], `"depth":50`) {
+		t.Fatalf("requests %d; the first lacks the violation or the evidence: %.500s", len(sent), strings.Join(sent, "\n"))
+	}
+	if strings.Contains(sent[0], `"name":"drain"`) {
+		t.Error("the model was offered the catalog's action as a tool")
 	}
 }

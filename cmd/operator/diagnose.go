@@ -25,6 +25,7 @@ func newDiagnoseCmd(reg subjects.Registry) *cobra.Command {
 		timeout       time.Duration
 		promURL       string
 		metricsListen string
+		llmf          llmFlags
 	)
 	apis := map[string]subjects.NewGetter{}
 	cmd := &cobra.Command{
@@ -71,7 +72,10 @@ a suggested action still goes through 'operator act' and every gate.`,
 				}
 				subs[s.Name] = ds
 			}
-			var reasoner diagnosis.Reasoner
+			reasoner, err := llmf.reasoner(log)
+			if err != nil {
+				return err
+			}
 			metrics := newRegistry()
 			cfg := diagnosis.Config{WorkerID: workerID, SubjectPrefix: nf.prefix, Timeout: timeout, Logger: log, Registerer: metrics}
 			if err := cfg.Validate(); err != nil {
@@ -84,7 +88,7 @@ a suggested action still goes through 'operator act' and every gate.`,
 				return err
 			}
 			defer b.Close()
-			log.Info("diagnosing", "subjects", reg.Names(), "workers", workers)
+			log.Info("diagnosing", "subjects", reg.Names(), "workers", workers, "llm", llmf.provider)
 			g, gctx := errgroup.WithContext(ctx)
 			serveMetrics(gctx, g, metricsListen, metrics)
 			g.Go(func() error { return pipeline.RunDiagnoser(gctx, b, cfg, subs, reasoner, workers) })
@@ -98,6 +102,7 @@ a suggested action still goes through 'operator act' and every gate.`,
 	fs.DurationVar(&timeout, "timeout", diagnosis.DefaultTimeout, "bound on one diagnosis (evidence and reasoning)")
 	fs.StringVar(&promURL, "prometheus", "", "Prometheus that answers the playbooks' queries (empty: those sources fail, and say so)")
 	fs.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. :9467; empty: off)")
+	addLLMFlags(cmd, &llmf)
 	for _, s := range reg {
 		if s.API.Flags != nil {
 			apis[s.Name] = s.API.Flags(fs)

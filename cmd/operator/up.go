@@ -30,6 +30,7 @@ type upFlags struct {
 	metrics    string
 	quiet      bool
 	layout     natsFlags
+	llm        llmFlags
 	// starts run each subject's local deployment, from its own flags.
 	starts []localStart
 	// log receives the components' logs (default: slog.Default()).
@@ -70,6 +71,7 @@ everything cleanly.`,
 	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9464", "serve the pipeline's Prometheus metrics here ('' for none; the nodes serve their own)")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
+	addLLMFlags(cmd, &f.llm)
 	for _, s := range reg {
 		if s.Local.Flags != nil {
 			f.starts = append(f.starts, localStart{s, s.Local.Flags(fs)})
@@ -88,6 +90,10 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	log := f.log
 	if log == nil {
 		log = slog.Default()
+	}
+	reasoner, err := f.llm.reasoner(log)
+	if err != nil {
+		return err
 	}
 	var deps []*subjects.Deployment
 	closeAll := func() {
@@ -114,6 +120,7 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 		Bus:         bus.Config{Prefix: f.layout.prefix, Replicas: f.layout.replicas},
 		Deployments: deps, RuleFiles: f.rules,
 		Actuator: actuators.Config{Mode: f.mode},
+		Reasoner: reasoner,
 		Logger:   log,
 	}
 	reg := newRegistry()

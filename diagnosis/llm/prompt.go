@@ -133,7 +133,19 @@ type promptDoc struct {
 	Violation  any               `json:"violation"`
 	Evidence   []promptItem      `json:"evidence"`
 	Candidates []promptCandidate `json:"candidate_causes"`
-	Actions    []promptAction    `json:"actions"`
+	// PlaybookAnswer is what the playbook's own rules concluded, by id,
+	// for the model to confirm or dispute with the evidence.
+	PlaybookAnswer []promptVerdict `json:"playbook_answer"`
+	Actions        []promptAction  `json:"actions"`
+}
+
+// promptVerdict is one hypothesis of the deterministic answer, without
+// its free text (which may hold names).
+type promptVerdict struct {
+	ID          string   `json:"id"`
+	Certainty   string   `json:"certainty"`
+	Supports    []string `json:"supports"`
+	Contradicts []string `json:"contradicts"`
 }
 
 // decode is the JSON in raw as generic values, numbers kept exact; nil
@@ -218,6 +230,10 @@ func userPrompt(red *redactor, in *diagnosis.Input) (string, error) {
 			}
 			doc.Candidates = append(doc.Candidates, c)
 		}
+	}
+	doc.PlaybookAnswer = []promptVerdict{}
+	for _, h := range in.Deterministic {
+		doc.PlaybookAnswer = append(doc.PlaybookAnswer, promptVerdict{ID: h.ID, Certainty: h.Certainty, Supports: h.Supports, Contradicts: h.Contradicts})
 	}
 	if in.Catalog != nil {
 		for _, a := range in.Catalog.Actions {

@@ -187,7 +187,7 @@ func (c *conversation) reply(ctx context.Context, n int, msg *anthropic.Message)
 		if len(notes) > 0 {
 			c.log.Info("llm answer repaired", "model", c.out.Model, "notes", notes)
 		}
-		c.out.Hypotheses = hyps
+		c.out.Hypotheses, c.out.Notes = hyps, notes
 		return anthropic.MessageParam{}, true
 	}
 	c.log.Info("llm answer rejected", "model", c.out.Model, "request", n, "error", err)
