@@ -39,7 +39,8 @@ func (Deterministic) Reason(_ context.Context, in *Input) (Output, error) {
 	}
 	var list []ranked
 	for i, hr := range in.Playbook.Hypotheses {
-		h, ok := hr.assess(vars, in)
+		h, notes, ok := hr.assess(vars, in)
+		out.Notes = append(out.Notes, notes...)
 		if !ok {
 			continue
 		}
@@ -82,19 +83,25 @@ func violationVar(v schemas.Violation) map[string]any {
 }
 
 // assess evaluates one hypothesis; ok is false when it does not apply or
-// does not fit.
-func (hr *HypothesisRule) assess(vars map[string]any, in *Input) (schemas.Hypothesis, bool) {
+// does not fit. notes name the signals that could not be evaluated on
+// evidence that was read: a field the data lacks, or a mistake in the
+// playbook (which the author needs to see).
+func (hr *HypothesisRule) assess(vars map[string]any, in *Input) (_ schemas.Hypothesis, notes []string, ok bool) {
 	if hr.when != nil {
 		if applies, err := hr.when.evalBool(vars); err != nil || !applies {
-			return schemas.Hypothesis{}, false
+			return schemas.Hypothesis{}, nil, false
 		}
 	}
+	failed := vars["failed"].(map[string]string)
 	h := schemas.Hypothesis{ID: hr.ID, Supports: []string{}, Contradicts: []string{}}
 	var supports, contradicts int
 	for _, sig := range hr.Signals {
 		held, err := sig.prg.evalBool(vars)
 		switch {
 		case err != nil:
+			if !slices.ContainsFunc(sig.Evidence, func(id string) bool { _, f := failed[id]; return f }) {
+				notes = append(notes, fmt.Sprintf("%s: the signal at %s:%d was not judged: %v", hr.ID, in.Playbook.File, sig.Line, err))
+			}
 			continue
 		case held:
 			supports++
@@ -110,12 +117,12 @@ func (hr *HypothesisRule) assess(vars map[string]any, in *Input) (schemas.Hypoth
 			"signals": len(hr.Signals), "violation": vars["violation"]})
 		s, _ := v.(string)
 		if _, known := certaintyRank[s]; err != nil || (s != "" && !known) {
-			return schemas.Hypothesis{}, false // a broken rule never invents certainty
+			return schemas.Hypothesis{}, notes, false // a broken rule never invents certainty
 		}
 		h.Certainty = s
 	}
 	if h.Certainty == "" {
-		return schemas.Hypothesis{}, false
+		return schemas.Hypothesis{}, notes, false
 	}
 	cause, err := hr.cause.render(vars, nil)
 	if err != nil {
@@ -123,7 +130,7 @@ func (hr *HypothesisRule) assess(vars map[string]any, in *Input) (schemas.Hypoth
 	}
 	h.Cause = cause
 	h.SuggestedAction = hr.Suggest.build(vars, in)
-	return h, true
+	return h, notes, true
 }
 
 // defaultCertainty: certain when at least two signals hold and none fails,

@@ -167,3 +167,26 @@ func TestCapJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestDeterministicNotesSignalsNotJudged: a signal that cannot be
+// evaluated on evidence that was read is noted (the playbook's author must
+// see it); one whose evidence failed is not (the failed item says why).
+func TestDeterministicNotesSignalsNotJudged(t *testing.T) {
+	pb, cat := testPlaybook(t), testCatalog(t)
+	deep := schemas.Violation{Subject: "toy", Instance: "i1", Rule: "queue_deep", Key: "orders"}
+	reason := func(ev ...schemas.EvidenceItem) []string {
+		out, err := Deterministic{}.Reason(context.Background(), &Input{Violation: deep, Evidence: ev, Playbook: pb, Catalog: cat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Notes
+	}
+	notes := reason(item("recent", `{"last":{"depth":40},"all":[{"depth":10},{"depth":40}]}`), item("queue", `{}`), item("consumers", `[]`))
+	if len(notes) != 2 || !strings.Contains(notes[0], "consumers_gone: the signal at testdata/playbook.yaml:25 was not judged") ||
+		!strings.Contains(notes[1], "burst: the signal at testdata/playbook.yaml:37 was not judged: no such key: consumers") {
+		t.Errorf("notes %q", notes)
+	}
+	if notes := reason(item("recent", `{"last":{"depth":40},"all":[{"depth":10},{"depth":40}]}`), failedItem("queue"), item("consumers", `[]`)); len(notes) != 0 {
+		t.Errorf("failed evidence noted again: %q", notes)
+	}
+}

@@ -191,7 +191,7 @@ func (d *Diagnoser) Diagnose(ctx context.Context, e event.Event) (schemas.Diagno
 			// Tokens spent on a failed answer are still spent, and the
 			// evidence its tools read is still real.
 			out.Model, out.InputTokens, out.OutputTokens, out.CostUSD = o.Model, o.InputTokens, o.OutputTokens, o.CostUSD
-			out.Evidence, out.Notes = o.Evidence, o.Notes
+			out.Evidence, out.Notes = o.Evidence, append(out.Notes, o.Notes...)
 		} else {
 			out = o
 		}

@@ -42,6 +42,10 @@ func TestScenarios(t *testing.T) {
 			if !res.Fired || !res.Resolved {
 				t.Fatalf("fired=%v resolved=%v", res.Fired, res.Resolved)
 			}
+			// The diagnosis names the fault's true cause first.
+			if !res.Correct {
+				t.Errorf("diagnosed %s (%s), the root cause is %s", res.Diagnosis, res.Certainty, sc.RootCause)
+			}
 		})
 	}
 }
