@@ -18,6 +18,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/operator-dev/operator/internal/expr"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -157,7 +158,7 @@ func decodeObservation(ev event.Event) (observation, error) {
 	if ev.Time().IsZero() {
 		return observation{}, fmt.Errorf("%w: event %s has no time", ErrInvalidObservation, ev.ID())
 	}
-	val, err := parseJSON(ev.Data())
+	val, err := expr.ParseJSON(ev.Data())
 	if err != nil {
 		return observation{}, fmt.Errorf("%w: event %s data: %v", ErrInvalidObservation, ev.ID(), err)
 	}
@@ -212,7 +213,8 @@ func (re *ruleEval) complete() bool { return len(re.errs) == 0 }
 // evaluate runs every rule of sr on obs. It is pure: no I/O.
 func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 	out := make([]ruleEval, len(sr.rules))
-	act := &activation{obs: obs}
+	var act expr.Activation
+	act.Bind(varObs, obs)
 	// Rules with the same each and key share the items and their keys.
 	var collections map[string]*collection
 
@@ -221,10 +223,10 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 		re.rule = r
 		c := r.c
 		if c.each == nil {
-			act.item, act.hasItem = nil, false
+			act.Bind(varItem, nil)
 			key := ""
 			if c.key != nil {
-				kv, err := c.key.eval(act)
+				kv, err := c.key.Eval(&act)
 				if err == nil {
 					key, err = keyString(kv)
 				}
@@ -233,7 +235,7 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 					continue
 				}
 			}
-			ok, err := c.expr.evalBool(act)
+			ok, err := c.expr.EvalBool(&act)
 			if err != nil {
 				re.errs = append(re.errs, fmt.Errorf("expr: %w", err))
 				continue
@@ -241,13 +243,13 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 			re.results = []keyResult{{key: key, active: ok}}
 			continue
 		}
-		coll := collections[c.each.src+"\x00"+c.key.src]
+		coll := collections[c.each.Source()+"\x00"+c.key.Source()]
 		if coll == nil {
-			coll = collect(c, act)
+			coll = collect(c, &act)
 			if collections == nil {
 				collections = map[string]*collection{}
 			}
-			collections[c.each.src+"\x00"+c.key.src] = coll
+			collections[c.each.Source()+"\x00"+c.key.Source()] = coll
 		}
 		if coll.err != nil {
 			re.errs = append(re.errs, coll.err)
@@ -259,9 +261,9 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 				re.errs = append(re.errs, err)
 				continue
 			}
-			act.item, act.hasItem = item, true
+			act.Bind(varItem, item)
 			key := coll.keys[j]
-			active, err := c.expr.evalBool(act)
+			active, err := c.expr.EvalBool(&act)
 			if err != nil {
 				re.errs = append(re.errs, fmt.Errorf("key %q: expr: %w", key, err))
 				continue
@@ -280,9 +282,9 @@ type collection struct {
 	keyErrs []error // per item: its key failed or is not unique
 }
 
-func collect(c *compiledRule, act *activation) *collection {
-	act.item, act.hasItem = nil, false
-	lv, err := c.each.eval(act)
+func collect(c *compiledRule, act *expr.Activation) *collection {
+	act.Bind(varItem, nil)
+	lv, err := c.each.Eval(act)
 	if err != nil {
 		return &collection{err: fmt.Errorf("each: %w", err)}
 	}
@@ -300,8 +302,8 @@ func collect(c *compiledRule, act *activation) *collection {
 	for j := range coll.items {
 		item := list.Get(types.Int(j))
 		coll.items[j] = item
-		act.item, act.hasItem = item, true
-		kv, err := c.key.eval(act)
+		act.Bind(varItem, item)
+		kv, err := c.key.Eval(act)
 		var key string
 		if err == nil {
 			key, err = keyString(kv)
@@ -602,7 +604,9 @@ type fireFunc func() firing
 // collected into late (they make rule_error fire) and rendered inline.
 func (p *pass) ruleFire(r *Rule, o observation, kr keyResult, late map[string][]error) fireFunc {
 	return func() firing {
-		act := &activation{obs: o.val, item: kr.item, hasItem: kr.item != nil}
+		act := &expr.Activation{}
+		act.Bind(varObs, o.val)
+		act.Bind(varItem, kr.item)
 		c := r.c
 		f := firing{severity: r.Severity}
 		fail := func(err error) { late[r.Name] = append(late[r.Name], fmt.Errorf("key %q: %w", kr.key, err)) }
@@ -629,10 +633,10 @@ func (p *pass) ruleFire(r *Rule, o observation, kr keyResult, late map[string][]
 			f.action = r.Remediate.Action
 			f.params = make(map[string]any, len(c.paramNames))
 			for _, name := range c.paramNames {
-				v, err := c.params[name].eval(act)
+				v, err := c.params[name].Eval(act)
 				var n any
 				if err == nil {
-					n, err = nativeValue(v)
+					n, err = expr.JSONValue(v)
 				}
 				if err != nil {
 					fail(fmt.Errorf("remediate.params.%s: %w", name, err))
@@ -655,10 +659,10 @@ func defaultSummary(rule, key string) string {
 
 // evidenceOf is the item for per-item rules, or the fields of the
 // observation the condition read.
-func evidenceOf(act *activation, c *compiledRule, kr keyResult) json.RawMessage {
+func evidenceOf(act *expr.Activation, c *compiledRule, kr keyResult) json.RawMessage {
 	var v any
 	if kr.item != nil {
-		n, err := nativeValue(kr.item)
+		n, err := expr.JSONValue(kr.item)
 		if err != nil {
 			return nil
 		}
@@ -670,7 +674,7 @@ func evidenceOf(act *activation, c *compiledRule, kr keyResult) json.RawMessage 
 			if !ok {
 				continue
 			}
-			n, err := nativeValue(val)
+			n, err := expr.JSONValue(val)
 			if err != nil {
 				continue
 			}

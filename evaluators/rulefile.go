@@ -3,7 +3,6 @@ package evaluators
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/operator-dev/operator/internal/expr"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -44,11 +44,11 @@ const (
 	// DefaultCostBudget is the most a single CEL expression may cost, both
 	// as estimated at load time and as measured at run time, in CEL cost
 	// units (roughly one per operation).
-	DefaultCostBudget uint64 = 1_000_000
+	DefaultCostBudget = expr.DefaultCostBudget
 	// DefaultAssumedSize is the size the cost estimate assumes for a list,
 	// map or string whose schema gives no maxItems, maxProperties or
 	// maxLength.
-	DefaultAssumedSize uint64 = 1000
+	DefaultAssumedSize = expr.DefaultAssumedSize
 )
 
 // LoadOptions tunes ParseRuleSet and LoadRuleSets. The zero value uses the
@@ -89,7 +89,7 @@ type RuleSet struct {
 	// Rules in file order.
 	Rules []*Rule
 
-	state *schemaInfo
+	state *expr.Schema
 }
 
 // Rule is one invariant. Expressions are CEL over `obs` (the observation
@@ -325,8 +325,7 @@ func (p *parser) parse(data []byte) *RuleSet {
 		rulesNode = nil
 	}
 
-	state := p.stateSchema(rs, schemaNode)
-	rs.state = state
+	rs.state = p.stateSchema(rs, schemaNode)
 	names := map[string]int{}
 	if rulesNode != nil {
 		for i, n := range rulesNode.Content {
@@ -346,9 +345,14 @@ func (p *parser) parse(data []byte) *RuleSet {
 	}
 	// Compile every rule that has an expression, even when the file has
 	// other problems, so all of them are reported together.
+	obs, err := expr.ObservationShape(rs.state)
+	if err != nil {
+		p.errorf(0, "", "%v", err)
+		return rs
+	}
 	for _, r := range rs.Rules {
 		if strings.TrimSpace(r.Expr) != "" {
-			p.compile(rs, r, state)
+			p.compile(r, obs)
 		}
 	}
 	return rs
@@ -559,46 +563,27 @@ func (p *parser) remediation(v *yaml.Node, label string, c *compiledRule) *Remed
 // stateSchema loads the subject's state schema named in the file, or the
 // embedded default for the subject. It returns nil when there is none (state
 // paths are then not checked).
-func (p *parser) stateSchema(rs *RuleSet, n *yaml.Node) *schemaInfo {
+func (p *parser) stateSchema(rs *RuleSet, n *yaml.Node) *expr.Schema {
 	name := rs.StateSchema
 	line := 0
 	if n != nil {
 		line = n.Line
 	}
 	if name == "" {
-		if rs.Subject == "" {
+		if name = expr.EmbeddedStateSchema(rs.Subject); name == "" {
 			return nil
 		}
-		def := schemas.StateSchemaFile(rs.Subject)
-		if _, err := fs.Stat(schemas.FS(), def); err != nil {
-			return nil
-		}
-		name = def
 	}
-	var (
-		data []byte
-		err  error
-	)
-	if !strings.ContainsAny(name, `/\`) {
-		data, err = fs.ReadFile(schemas.FS(), name)
-	}
-	if name != filepath.Base(name) || err != nil {
-		// Not an embedded schema: a path relative to the rule file.
-		path := name
+	s, err := expr.LoadSchema(name, func(path string) ([]byte, error) {
+		// A path relative to the rule file.
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(p.file), path)
 		}
-		var perr error
-		data, perr = os.ReadFile(path)
-		if perr != nil {
-			p.errorf(line, "", "state_schema %q: neither an embedded schema (schemas.FS) nor a readable file: %v", name, perr)
-			return nil
-		}
-	}
-	si, err := compileStateSchema(name, data)
+		return os.ReadFile(path)
+	})
 	if err != nil {
 		p.errorf(line, "", "state_schema %q: %v", name, err)
 		return nil
 	}
-	return si
+	return s
 }

@@ -53,8 +53,8 @@ func TestLoadExample(t *testing.T) {
 	if r.Remediate == nil || r.Remediate.Action != "drain_node" || r.Remediate.Params["node_id"] != "item.id" {
 		t.Fatalf("remediate %+v", r.Remediate)
 	}
-	if r.c.key.path == nil || strings.Join(r.c.key.path, ".") != "item.id" {
-		t.Fatalf("key item.id should take the plain-path fast path, got %v", r.c.key.path)
+	if r.c.key.FieldPath() == nil || strings.Join(r.c.key.FieldPath(), ".") != "item.id" {
+		t.Fatalf("key item.id should take the plain-path fast path, got %v", r.c.key.FieldPath())
 	}
 	rd := sets[0].Rules[2]
 	if got := rd.c.evidence; len(got) != 1 || strings.Join(got[0], ".") != "obs.state.redis.connected" {

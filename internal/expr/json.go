@@ -1,4 +1,4 @@
-package evaluators
+package expr
 
 import (
 	"bytes"
@@ -17,11 +17,14 @@ import (
 // maxJSONDepth bounds nesting, so hostile data cannot exhaust the stack.
 const maxJSONDepth = 200
 
-// parseJSON decodes a JSON document straight into CEL values (objects as
+// ParseJSON decodes a JSON document straight into CEL values (objects as
 // maps with string keys, arrays as lists, every number a double), without
-// the intermediate map[string]any of encoding/json: observations are
-// decoded once each, and this is most of the cost of an evaluation.
-func parseJSON(b []byte) (ref.Val, error) {
+// the intermediate map[string]any of encoding/json: a document is decoded
+// once and then read by every expression over it, and decoding is most of
+// the cost of an evaluation. The result is immutable and safe for
+// concurrent use. It accepts what encoding/json accepts, except documents
+// nested deeper than 200 levels.
+func ParseJSON(b []byte) (ref.Val, error) {
 	// One copy of the document as a string: every string without escapes
 	// is then a substring of it instead of an allocation of its own.
 	p := jsonParser{b: b, doc: string(b)}

@@ -1,10 +1,6 @@
-package evaluators
+package expr
 
-import (
-	"fmt"
-	"strings"
-	"testing"
-)
+import "testing"
 
 // TestNativeAgreesWithCEL runs conditions natively and with the CEL program
 // on items of every kind: wherever the native form answers, CEL must give
@@ -56,34 +52,34 @@ func TestNativeAgreesWithCEL(t *testing.T) {
 		`{"x": null, "y": [1], "s": {"a": 1}, "b": null, "o": null}`,
 		`{}`,
 	}
-	var b strings.Builder
-	b.WriteString("subject: t\nrules:\n")
-	for i, c := range conds {
-		fmt.Fprintf(&b, "  - name: r%d\n    each: obs.state.items\n    key: string(obs.state.g)\n    expr: '%s'\n", i, strings.ReplaceAll(c.expr, "'", "''"))
-	}
-	rs, err := ParseRuleSet("native.yaml", []byte(b.String()), LoadOptions{})
+	env, err := NewEnv(Var{Name: "obs"}, Var{Name: "item"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := parseJSON([]byte(`{"state": {"g": 1.0}}`))
+	obs, err := ParseJSON([]byte(`{"state": {"g": 1.0}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range conds {
-		p := rs.Rules[i].c.expr
+	for _, c := range conds {
+		p, err := env.Compile(c.expr, Options{Want: WantBool})
+		if err != nil {
+			t.Fatalf("%s: %v", c.expr, err)
+		}
 		interp := *p
 		interp.native = nil
 		for j, src := range items {
-			item, err := parseJSON([]byte(src))
+			item, err := ParseJSON([]byte(src))
 			if err != nil {
 				t.Fatal(err)
 			}
-			act := &activation{obs: obs, item: item, hasItem: true}
+			act := &Activation{}
+			act.Bind("obs", obs)
+			act.Bind("item", item)
 			var got, ok bool
 			if p.native != nil {
 				got, ok = p.native(act)
 			}
-			want, err := interp.evalBool(act)
+			want, err := interp.EvalBool(act)
 			if j == 0 && ok != c.native {
 				t.Errorf("%s on %s: answered natively %v, want %v", c.expr, src, ok, c.native)
 			}

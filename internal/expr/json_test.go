@@ -1,7 +1,8 @@
-package evaluators
+package expr
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -21,14 +22,14 @@ func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
 		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17}`,
 	}
 	for _, d := range docs {
-		v, err := parseJSON([]byte(d))
+		v, err := ParseJSON([]byte(d))
 		if err != nil {
-			t.Errorf("parseJSON(%s): %v", d, err)
+			t.Errorf("ParseJSON(%s): %v", d, err)
 			continue
 		}
-		got, err := nativeValue(v)
+		got, err := JSONValue(v)
 		if err != nil {
-			t.Errorf("nativeValue(%s): %v", d, err)
+			t.Errorf("JSONValue(%s): %v", d, err)
 			continue
 		}
 		var want any
@@ -36,15 +37,15 @@ func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("parseJSON(%s) = %#v, want %#v", d, got, want)
+			t.Errorf("ParseJSON(%s) = %#v, want %#v", d, got, want)
 		}
 	}
 }
 
 func TestParseJSONRefusesBadInput(t *testing.T) {
 	for _, d := range []string{``, `{`, `[1,`, `{"a" 1}`, `{"a":1,}`, `tru`, `"unterminated`, "\"ctl\x01\"", `1 2`, `{"a":1}x`, `-`, `1e999`, `[{"a\"b":1},{"a"b":2}]`, `[{"c\\":1},{"c\":2}]`, strings.Repeat("[", 500)} {
-		if _, err := parseJSON([]byte(d)); err == nil {
-			t.Errorf("parseJSON(%q) accepted bad input", d)
+		if _, err := ParseJSON([]byte(d)); err == nil {
+			t.Errorf("ParseJSON(%q) accepted bad input", d)
 		}
 	}
 }
@@ -55,29 +56,43 @@ func FuzzParseJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, d string) {
 		var want any
 		werr := json.Unmarshal([]byte(d), &want)
-		v, err := parseJSON([]byte(d))
+		v, err := ParseJSON([]byte(d))
 		if (err == nil) != (werr == nil) {
 			// encoding/json accepts deeper nesting; both refusing or
 			// both accepting is all that matters otherwise.
 			if werr == nil && strings.Count(d, "[")+strings.Count(d, "{") > maxJSONDepth {
 				return
 			}
-			t.Fatalf("parseJSON(%q) err=%v, encoding/json err=%v", d, err, werr)
+			t.Fatalf("ParseJSON(%q) err=%v, encoding/json err=%v", d, err, werr)
 		}
 		if err != nil {
 			return
 		}
-		got, err := nativeValue(v)
+		got, err := JSONValue(v)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("parseJSON(%q) = %#v, want %#v", d, got, want)
+			t.Fatalf("ParseJSON(%q) = %#v, want %#v", d, got, want)
 		}
 	})
 }
 
-// BenchmarkParseJSON decodes the state of BenchmarkEngine's observation.
+// benchState is the state of the evaluators' BenchmarkEngine observation:
+// a rate limiter with 3 nodes and 100 keys.
+func benchState() map[string]any {
+	nodes := []any{}
+	for i := range 3 {
+		nodes = append(nodes, map[string]any{"id": fmt.Sprint("n", i), "state": "up", "reachable": true, "p99_ms": 12.5, "clock_skew_ms": 3.0, "counted": 1000.0})
+	}
+	keys := []any{}
+	for i := range 100 {
+		keys = append(keys, map[string]any{"key": fmt.Sprint("user:", i), "count": 10.0, "limit": 100.0, "remaining": 90.0, "rate": 5.0})
+	}
+	return map[string]any{"redis": map[string]any{"reachable": true, "ping_ms": 0.4}, "nodes": nodes, "keys": keys}
+}
+
+// BenchmarkParseJSON decodes a rate limiter state of 3 nodes and 100 keys.
 func BenchmarkParseJSON(b *testing.B) {
 	doc, err := json.Marshal(benchState())
 	if err != nil {
@@ -86,7 +101,7 @@ func BenchmarkParseJSON(b *testing.B) {
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseJSON(doc); err != nil {
+		if _, err := ParseJSON(doc); err != nil {
 			b.Fatal(err)
 		}
 	}

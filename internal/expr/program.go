@@ -1,0 +1,196 @@
+package expr
+
+import (
+	"errors"
+	"fmt"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/interpreter"
+)
+
+// ErrNotBool is wrapped by EvalBool when a dyn-typed expression yields
+// something other than a bool.
+var ErrNotBool = errors.New("not a bool")
+
+// A Program is one compiled expression. It is immutable and safe for
+// concurrent use.
+type Program struct {
+	src string
+	prg cel.Program
+	// path, when set, says the expression is a plain field path (root
+	// variable first), evaluated without the interpreter. pathKeys are
+	// path[1:] as CEL strings, converted once rather than per evaluation.
+	path     []string
+	pathKeys []ref.Val
+	// native, when set, evaluates the expression as a condition without
+	// the interpreter where it can (see nativeCond).
+	native nativeCond
+	shape  Shape
+	chains *chainSet
+}
+
+// Source returns the expression's text.
+func (p *Program) Source() string { return p.src }
+
+// Shape returns what is known of the expression's results: for a list, its
+// [Shape.Items] is the shape of the elements.
+func (p *Program) Shape() Shape { return p.shape }
+
+// FieldPath returns the expression's field path, root variable first, when
+// it is nothing but one (item.id, obs.state.redis.connected); such a
+// program selects the field without the interpreter. Otherwise nil.
+func (p *Program) FieldPath() []string { return p.path }
+
+// Paths returns the plain field paths rooted at variable root that the
+// expression reads, root first, in the order first read, leaving out
+// those that are a prefix of another (obs.state.redis when
+// obs.state.redis.connected is read too): the fields that show what the
+// expression judged.
+func (p *Program) Paths(root string) [][]string {
+	var cs chainSet
+	for _, c := range p.chains.list {
+		if c[0] == root {
+			cs.add(c)
+		}
+	}
+	return cs.maximal()
+}
+
+// Eval runs the program. A CEL error value is returned as an error, never
+// as a value: a failure is not a false.
+func (p *Program) Eval(act *Activation) (ref.Val, error) {
+	if p.path != nil {
+		return p.evalPath(act)
+	}
+	v, _, err := p.prg.Eval(act)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := v.(*types.Err); ok {
+		return nil, e
+	}
+	if types.IsUnknown(v) {
+		return nil, fmt.Errorf("unknown value in %q", p.src)
+	}
+	return v, nil
+}
+
+// evalPath selects a plain field path without the interpreter, with the
+// interpreter's errors.
+func (p *Program) evalPath(act *Activation) (ref.Val, error) {
+	cur := act.lookup(p.path[0])
+	if cur == nil {
+		return nil, fmt.Errorf("no such attribute: %s", p.path[0])
+	}
+	for i, f := range p.path[1:] {
+		var (
+			next  ref.Val
+			found bool
+		)
+		switch m := cur.(type) {
+		case *object:
+			// Decoded JSON: a lookup by the Go string.
+			next, found = m.lookup(f)
+		case traits.Mapper:
+			next, found = m.Find(p.pathKeys[i])
+		default:
+			return nil, fmt.Errorf("no such key: %s (selecting a field of %s)", f, cur.Type())
+		}
+		if !found {
+			return nil, fmt.Errorf("no such key: %s", f)
+		}
+		cur = next
+	}
+	if e, ok := cur.(*types.Err); ok {
+		return nil, e
+	}
+	return cur, nil
+}
+
+// EvalBool runs a condition: natively when it can, with the interpreter
+// otherwise. An error wraps ErrNotBool when the result is not a bool.
+func (p *Program) EvalBool(act *Activation) (bool, error) {
+	if p.native != nil {
+		if b, ok := p.native(act); ok {
+			return b, nil
+		}
+	}
+	v, err := p.Eval(act)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%w: evaluated to %s", ErrNotBool, v.Type())
+	}
+	return bool(b), nil
+}
+
+// An Activation binds variables to values for evaluations. Binding
+// replaces the value, so one Activation serves many evaluations (the items
+// of a list, say); the programs never retain it. The zero value binds
+// nothing. It is not safe for concurrent use.
+type Activation struct {
+	// Bindings live in the Activation itself (there are two or three), so
+	// binding allocates nothing; more overflow into extra.
+	n     int
+	vars  [3]binding
+	extra []binding
+}
+
+type binding struct {
+	name string
+	val  ref.Val
+}
+
+var _ interpreter.Activation = (*Activation)(nil)
+
+// Bind binds name to v; a nil v unbinds it.
+func (a *Activation) Bind(name string, v ref.Val) {
+	if b := a.find(name); b != nil {
+		b.val = v
+		return
+	}
+	if a.n < len(a.vars) {
+		a.vars[a.n] = binding{name: name, val: v}
+		a.n++
+		return
+	}
+	a.extra = append(a.extra, binding{name: name, val: v})
+}
+
+func (a *Activation) find(name string) *binding {
+	for i := range a.n {
+		if a.vars[i].name == name {
+			return &a.vars[i]
+		}
+	}
+	for i := range a.extra {
+		if a.extra[i].name == name {
+			return &a.extra[i]
+		}
+	}
+	return nil
+}
+
+// lookup returns the value bound to name, or nil.
+func (a *Activation) lookup(name string) ref.Val {
+	if b := a.find(name); b != nil {
+		return b.val
+	}
+	return nil
+}
+
+// ResolveName returns the value bound to name, for the interpreter.
+func (a *Activation) ResolveName(name string) (any, bool) {
+	if v := a.lookup(name); v != nil {
+		return v, true
+	}
+	return nil, false
+}
+
+// Parent returns nil: there is no enclosing scope.
+func (a *Activation) Parent() interpreter.Activation { return nil }
