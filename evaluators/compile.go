@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/operator-dev/operator/evaluators/rulefmt"
 	"github.com/operator-dev/operator/internal/expr"
 )
 
@@ -16,7 +17,8 @@ const (
 
 // compiledRule is the checked, ready-to-run form of a Rule.
 type compiledRule struct {
-	lines       map[string]exprLine
+	// src is the rule as parsed, with the lines of its expressions.
+	src         *rulefmt.Rule
 	each        *expr.Program
 	key         *expr.Program
 	expr        *expr.Program
@@ -66,47 +68,52 @@ func (p *parser) compile(r *Rule, obs expr.Shape) {
 	c := &compiler{p: p, rule: r, env: env, opts: expr.Options{CostBudget: p.opts.CostBudget, AssumedSize: p.opts.AssumedSize}}
 	cr := r.c
 
+	src := cr.src
 	if r.Each != "" {
-		cr.each = c.expr("each", r.Each, expr.WantList)
+		cr.each = c.expr("each", src.Each, expr.WantList)
 		if cr.each != nil {
 			c.env = env.WithShape(varItem, cr.each.Shape().Items())
 		}
 	}
 	if strings.TrimSpace(r.Key) != "" {
-		cr.key = c.expr("key", r.Key, expr.WantStringOrNumber)
+		cr.key = c.expr("key", src.Key, expr.WantStringOrNumber)
 	}
-	cr.expr = c.expr("expr", r.Expr, expr.WantBool)
+	cr.expr = c.expr("expr", src.Expr, expr.WantBool)
 	if cr.expr != nil {
 		cr.evidence = cr.expr.Paths(varObs)
 	}
-	cr.summary = c.template("summary", r.Summary)
-	cr.description = c.template("description", r.Description)
+	cr.summary = c.template("summary", src.Summary)
+	cr.description = c.template("description", src.Description)
 	cr.labels = map[string]*template{}
-	for name, v := range r.Labels {
+	for name, v := range src.Labels {
 		cr.labelNames = append(cr.labelNames, name)
 		cr.labels[name] = c.template("labels."+name, v)
 	}
 	sort.Strings(cr.labelNames)
 	if r.Remediate != nil {
 		cr.params = map[string]*expr.Program{}
-		for name, src := range r.Remediate.Params {
+		for name, e := range src.Remediate.Params {
 			cr.paramNames = append(cr.paramNames, name)
-			if strings.TrimSpace(src) == "" {
-				p.errorf(cr.lines["params."+name].line, label, "remediate.params.%s: empty expression", name)
+			if strings.TrimSpace(e.Text) == "" {
+				p.errorf(e.Line, label, "remediate.params.%s: empty expression", name)
 				continue
 			}
-			cr.params[name] = c.expr("params."+name, src, expr.WantAny)
+			cr.params[name] = c.expr("params."+name, e, expr.WantAny)
 		}
 		sort.Strings(cr.paramNames)
 	}
 }
 
-// expr compiles src, the rule's field, reporting every problem at its line
+// expr compiles at, the rule's field, reporting every problem at its line
 // in the file. It returns the program even when its field paths or cost
 // are refused, so expressions that depend on it are checked too; the rule
 // set is refused anyway.
-func (c *compiler) expr(field, src string, want expr.Want) *expr.Program {
-	at := c.rule.c.lines[field]
+func (c *compiler) expr(field string, at rulefmt.Expr, want expr.Want) *expr.Program {
+	return c.compileText(field, at.Text, at, want)
+}
+
+// compileText compiles src, which is at or a part of it.
+func (c *compiler) compileText(field, src string, at rulefmt.Expr, want expr.Want) *expr.Program {
 	opts := c.opts
 	opts.Want = want
 	prg, err := c.env.Compile(src, opts)
@@ -114,27 +121,27 @@ func (c *compiler) expr(field, src string, want expr.Want) *expr.Program {
 	if errors.As(err, &ce) {
 		for _, is := range ce.Issues {
 			if is.Line == 0 {
-				c.p.errorf(at.line, c.rule.Name, "%s: %v", field, is.Err)
+				c.p.errorf(at.Line, c.rule.Name, "%s: %v", field, is.Err)
 				continue
 			}
 			// A syntax or type error: its line within the text.
-			line := at.line
-			if at.block {
+			line := at.Line
+			if at.Block {
 				line++
 			}
 			line += is.Line - 1
 			c.p.errorf(line, c.rule.Name, "%s: %v (column %d)", field, is.Err, is.Column)
 		}
 	} else if err != nil {
-		c.p.errorf(at.line, c.rule.Name, "%s: %v", field, err)
+		c.p.errorf(at.Line, c.rule.Name, "%s: %v", field, err)
 	}
 	return prg
 }
 
 // template parses text with {{ expr }} parts.
-func (c *compiler) template(field, text string) *template {
+func (c *compiler) template(field string, at rulefmt.Expr) *template {
 	t := &template{}
-	rest := text
+	rest := at.Text
 	for rest != "" {
 		i := strings.Index(rest, "{{")
 		if i < 0 {
@@ -147,16 +154,16 @@ func (c *compiler) template(field, text string) *template {
 		rest = rest[i+2:]
 		j := strings.Index(rest, "}}")
 		if j < 0 {
-			c.p.errorf(c.rule.c.lines[field].line, c.rule.Name, "%s: unterminated {{ in template", field)
+			c.p.errorf(at.Line, c.rule.Name, "%s: unterminated {{ in template", field)
 			return t
 		}
 		src := strings.TrimSpace(rest[:j])
 		rest = rest[j+2:]
 		if src == "" {
-			c.p.errorf(c.rule.c.lines[field].line, c.rule.Name, "%s: empty {{ }} in template", field)
+			c.p.errorf(at.Line, c.rule.Name, "%s: empty {{ }} in template", field)
 			continue
 		}
-		if pr := c.expr(field, src, expr.WantAny); pr != nil {
+		if pr := c.compileText(field, src, at, expr.WantAny); pr != nil {
 			t.parts = append(t.parts, templatePart{expr: pr})
 		}
 	}
