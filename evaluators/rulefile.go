@@ -88,6 +88,17 @@ type RuleSet struct {
 	state *expr.Schema
 }
 
+// CheckedAgainst returns the name of the state schema that the field paths
+// under obs.state were checked against at load, or "" when the subject has
+// none: those paths are then not checked until the rules run. Callers say
+// so when they load a rule set.
+func (rs *RuleSet) CheckedAgainst() string {
+	if rs.state == nil {
+		return ""
+	}
+	return rs.state.Name()
+}
+
 // Rule is one invariant. Expressions are CEL over `obs` (the observation
 // data: subject, instance, observed_at, observer, state) and, when Each is
 // set, `item` (the current element).

@@ -83,3 +83,26 @@ func TestCostBudgetIsConfigurable(t *testing.T) {
 		t.Fatalf("budget 100: err = %v", err)
 	}
 }
+
+func TestCheckedAgainst(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string
+	}{
+		{name: "no state schema", src: "subject: demo\nrules: [{name: a, expr: obs.state.anything}]\n", want: ""},
+		{name: "the subject's embedded schema", src: "subject: ratelimiter\nrules: [{name: a, expr: obs.state.redis.reachable}]\n", want: "ratelimiter.state.v1.json"},
+		{name: "a file beside the rules", src: "subject: ratelimiter\nstate_schema: state.v1.json\nrules: [{name: a, expr: obs.state.redis.connected}]\n", want: "state.v1.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := ParseRuleSet("testdata/rules.yaml", []byte(tt.src), LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rs.CheckedAgainst(); got != tt.want {
+				t.Fatalf("CheckedAgainst() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
