@@ -24,7 +24,7 @@ const maxJSONDepth = 200
 // the cost of an evaluation. The result is immutable and safe for
 // concurrent use. It accepts what encoding/json accepts, except documents
 // nested deeper than 200 levels.
-func ParseJSON(b []byte) (ref.Val, error) {
+func ParseJSON(b []byte) (Value, error) {
 	// One copy of the document as a string: every string without escapes
 	// is then a substring of it instead of an allocation of its own.
 	p := jsonParser{b: b, doc: string(b)}

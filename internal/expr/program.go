@@ -61,7 +61,7 @@ func (p *Program) Paths(root string) [][]string {
 
 // Eval runs the program. A CEL error value is returned as an error, never
 // as a value: a failure is not a false.
-func (p *Program) Eval(act *Activation) (ref.Val, error) {
+func (p *Program) Eval(act *Activation) (Value, error) {
 	if p.path != nil {
 		return p.evalPath(act)
 	}
@@ -149,7 +149,7 @@ type binding struct {
 var _ interpreter.Activation = (*Activation)(nil)
 
 // Bind binds name to v; a nil v unbinds it.
-func (a *Activation) Bind(name string, v ref.Val) {
+func (a *Activation) Bind(name string, v Value) {
 	if b := a.find(name); b != nil {
 		b.val = v
 		return

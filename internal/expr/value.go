@@ -11,12 +11,16 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 )
 
+// A Value is a CEL value: a JSON document decoded by ParseJSON or a part of
+// one, or what an expression yields.
+type Value = ref.Val
+
 // JSONValue converts a CEL value back to plain Go data as encoding/json
 // decodes it (map[string]any, []any, float64, string, bool, nil), plus
 // int64 and uint64 for CEL integers, and timestamps and durations as text.
 // It refuses what JSON cannot hold: NaN, infinities, maps with keys that
 // are not strings, and CEL errors (returned as the error).
-func JSONValue(v ref.Val) (any, error) {
+func JSONValue(v Value) (any, error) {
 	switch v := v.(type) {
 	case types.Null:
 		return nil, nil
