@@ -21,7 +21,11 @@ func keyString(v ref.Val) (string, error) {
 	case types.String:
 		return string(v), nil
 	case types.Double:
-		return strconv.FormatFloat(float64(v), 'f', -1, 64), nil
+		f := float64(v)
+		if f == 0 {
+			f = 0 // -0 and 0 are one number, so one resource
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), nil
 	case types.Int:
 		return strconv.FormatInt(int64(v), 10), nil
 	case types.Uint:

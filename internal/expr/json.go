@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -371,7 +372,7 @@ func (p *jsonParser) number() (ref.Val, error) {
 		}
 		return nil, p.errorf("invalid number %s", p.b[start:p.i])
 	}
-	if f >= 0 && f < float64(len(smallDoubles)) && f == float64(int(f)) {
+	if f >= 0 && f < float64(len(smallDoubles)) && f == float64(int(f)) && !math.Signbit(f) {
 		return smallDoubles[int(f)], nil
 	}
 	return types.Double(f), nil
@@ -398,9 +399,11 @@ func smallInteger(num []byte) (ref.Val, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	switch {
-	case n < int64(len(smallDoubles)) && (!neg || n == 0):
-		return smallDoubles[n], true // -0 too, as number has always read it
+	case n < int64(len(smallDoubles)) && !neg:
+		return smallDoubles[n], true
 	case neg:
+		// -0 stays negative zero, as strconv.ParseFloat reads it: 1/-0
+		// is -Inf.
 		return types.Double(-float64(n)), true
 	}
 	return types.Double(float64(n)), true

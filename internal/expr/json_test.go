@@ -3,9 +3,12 @@ package expr
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	"cel.dev/cel-go/common/types"
 )
 
 func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
@@ -38,6 +41,33 @@ func TestParseJSONAgreesWithEncodingJSON(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("ParseJSON(%s) = %#v, want %#v", d, got, want)
+		}
+	}
+}
+
+// TestParseJSONKeepsTheSignOfZero checks what the comparison above cannot
+// see (-0 == 0): a negative zero stays negative, as encoding/json reads it,
+// since 1/-0 is -Inf and 1/0 is +Inf.
+func TestParseJSONKeepsTheSignOfZero(t *testing.T) {
+	tests := []struct {
+		doc string
+		neg bool
+	}{
+		{doc: `0`}, {doc: `-0`, neg: true}, {doc: `0.0`}, {doc: `-0.0`, neg: true}, {doc: `-0e5`, neg: true},
+		{doc: `-1e-400`, neg: true}, {doc: `1e-400`}, {doc: `-0.000`, neg: true},
+	}
+	for _, tt := range tests {
+		v, err := ParseJSON([]byte(tt.doc))
+		if err != nil {
+			t.Fatalf("ParseJSON(%s): %v", tt.doc, err)
+		}
+		var want float64
+		if err := json.Unmarshal([]byte(tt.doc), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := v.(types.Double)
+		if !ok || float64(got) != 0 || math.Signbit(float64(got)) != tt.neg || math.Signbit(want) != tt.neg {
+			t.Errorf("ParseJSON(%s) = %v (negative %v), encoding/json negative %v; want negative %v", tt.doc, v, ok && math.Signbit(float64(got)), math.Signbit(want), tt.neg)
 		}
 	}
 }
