@@ -188,6 +188,15 @@ func (e *CompileError) Error() string {
 	return strings.Join(msgs, "; ")
 }
 
+// Unwrap returns the issues' errors, so errors.As finds a *TypeError.
+func (e *CompileError) Unwrap() []error {
+	errs := make([]error, len(e.Issues))
+	for i, is := range e.Issues {
+		errs[i] = is.Err
+	}
+	return errs
+}
+
 // A TypeError is an expression whose static type cannot give what the
 // caller wants.
 type TypeError struct {

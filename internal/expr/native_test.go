@@ -1,6 +1,11 @@
 package expr
 
-import "testing"
+import (
+	"testing"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+)
 
 // TestNativeAgreesWithCEL runs conditions natively and with the CEL program
 // on items of every kind: wherever the native form answers, CEL must give
@@ -90,5 +95,40 @@ func TestNativeAgreesWithCEL(t *testing.T) {
 				t.Errorf("%s on %s: native %v, CEL %v (error %v)", c.expr, src, got, want, err)
 			}
 		}
+	}
+}
+
+func TestActivation(t *testing.T) {
+	var act Activation
+	names := []string{"obs", "item", "params", "extra"}
+	for i, name := range names {
+		act.Bind(name, types.Int(i))
+	}
+	act.Bind("item", nil)
+	act.Bind("params", types.Int(20))
+	tests := []struct {
+		name string
+		want ref.Val // nil: unbound
+	}{
+		{name: "obs", want: types.Int(0)},
+		{name: "item"},
+		{name: "params", want: types.Int(20)},
+		{name: "extra", want: types.Int(3)},
+		{name: "never"},
+	}
+	for _, tt := range tests {
+		v, ok := act.ResolveName(tt.name)
+		if tt.want == nil {
+			if ok {
+				t.Errorf("%s resolves to %v, want unbound", tt.name, v)
+			}
+			continue
+		}
+		if !ok || v.(ref.Val).Equal(tt.want) != types.True {
+			t.Errorf("%s resolves to %v (%v), want %v", tt.name, v, ok, tt.want)
+		}
+	}
+	if act.Parent() != nil {
+		t.Error("an Activation has no parent")
 	}
 }

@@ -134,10 +134,11 @@ func (p *Program) EvalBool(act *Activation) (bool, error) {
 // of a list, say); the programs never retain it. The zero value binds
 // nothing. It is not safe for concurrent use.
 type Activation struct {
-	// Bindings live in the Activation itself (there are two or three), so
-	// binding allocates nothing; more overflow into extra.
+	// Bindings live in the Activation itself (expressions have two
+	// variables: obs and item, or obs and params), so binding allocates
+	// nothing; more overflow into extra.
 	n     int
-	vars  [3]binding
+	vars  [2]binding
 	extra []binding
 }
 
