@@ -67,7 +67,6 @@ func (p *parser) compile(r *Rule, obs expr.Shape) {
 	}
 	c := &compiler{p: p, rule: r, env: env, opts: expr.Options{CostBudget: p.opts.CostBudget, AssumedSize: p.opts.AssumedSize}}
 	cr := r.c
-
 	src := cr.src
 	if r.Each != "" {
 		cr.each = c.expr("each", src.Each, expr.WantList)
