@@ -215,6 +215,7 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 	out := make([]ruleEval, len(sr.rules))
 	var act expr.Activation
 	act.Bind(varObs, obs)
+	item := act.Slot(varItem)
 	// Rules with the same each and key share the items and their keys.
 	var collections map[string]*collection
 
@@ -223,7 +224,7 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 		re.rule = r
 		c := r.c
 		if c.each == nil {
-			act.Bind(varItem, nil)
+			item.Set(nil)
 			key := ""
 			if c.key != nil {
 				kv, err := c.key.Eval(&act)
@@ -245,7 +246,7 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 		}
 		coll := collections[c.each.Source()+"\x00"+c.key.Source()]
 		if coll == nil {
-			coll = collect(c, &act)
+			coll = collect(c, &act, item)
 			if collections == nil {
 				collections = map[string]*collection{}
 			}
@@ -256,19 +257,19 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 			continue
 		}
 		re.results = make([]keyResult, 0, len(coll.items))
-		for j, item := range coll.items {
+		for j, it := range coll.items {
 			if err := coll.keyErrs[j]; err != nil {
 				re.errs = append(re.errs, err)
 				continue
 			}
-			act.Bind(varItem, item)
+			item.Set(it)
 			key := coll.keys[j]
 			active, err := c.expr.EvalBool(&act)
 			if err != nil {
 				re.errs = append(re.errs, fmt.Errorf("key %q: expr: %w", key, err))
 				continue
 			}
-			re.results = append(re.results, keyResult{key: key, active: active, item: item})
+			re.results = append(re.results, keyResult{key: key, active: active, item: it})
 		}
 	}
 	return out
@@ -282,8 +283,9 @@ type collection struct {
 	keyErrs []error // per item: its key failed or is not unique
 }
 
-func collect(c *compiledRule, act *expr.Activation) *collection {
-	act.Bind(varItem, nil)
+// collect evaluates each and key with act, binding each element to item.
+func collect(c *compiledRule, act *expr.Activation, item expr.Slot) *collection {
+	item.Set(nil)
 	lv, err := c.each.Eval(act)
 	if err != nil {
 		return &collection{err: fmt.Errorf("each: %w", err)}
@@ -300,9 +302,9 @@ func collect(c *compiledRule, act *expr.Activation) *collection {
 	}
 	seen := make(map[string]struct{}, int(n))
 	for j := range coll.items {
-		item := list.Get(types.Int(j))
-		coll.items[j] = item
-		act.Bind(varItem, item)
+		it := list.Get(types.Int(j))
+		coll.items[j] = it
+		item.Set(it)
 		kv, err := c.key.Eval(act)
 		var key string
 		if err == nil {

@@ -72,6 +72,16 @@ func (e *Env) WithShape(name string, sh Shape) *Env {
 	return &Env{cel: e.cel, vars: vars}
 }
 
+// varSlot returns the position of the variable called name in vars, or -1.
+func varSlot(vars []Var, name string) int {
+	for i, v := range vars {
+		if v.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // Want says what an expression must evaluate to. Dyn-typed expressions
 // (most: JSON fields have no static type) always pass; their results are
 // checked when they run.
@@ -265,9 +275,12 @@ func (e *Env) Compile(src string, opts Options) (*Program, error) {
 		fail(err)
 		return nil, &CompileError{Issues: issues}
 	}
-	p := &Program{src: src, prg: prg, native: compileNative(root, e.vars), shape: res.shape, chains: pc.chains}
+	p := &Program{src: src, prg: prg, native: nativeOf(root, e.vars), shape: res.shape, chains: pc.chains}
 	if chain, ok := plainChain(root); ok {
 		p.path = chain
+		if p.pathSlot = varSlot(e.vars, chain[0]); p.pathSlot >= 0 {
+			chain[0] = e.vars[p.pathSlot].Name
+		}
 		for _, f := range chain[1:] {
 			p.pathKeys = append(p.pathKeys, types.String(f))
 		}

@@ -9,15 +9,6 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 )
 
-// A nativeCond evaluates a condition of the common shape (field paths,
-// literals, comparisons, + - * on doubles, && || !) directly in Go, which is
-// several times faster than the CEL interpreter and allocates nothing. It
-// handles only values whose CEL result it reproduces exactly: doubles that
-// are not NaN, strings and bools. On anything else (a missing field, a null,
-// a NaN, a type CEL would refuse or convert) it returns ok false and the
-// caller runs the CEL program, so results and errors stay CEL's.
-type nativeCond func(act *Activation) (result bool, ok bool)
-
 // nativeVal is a value in a native evaluation.
 type nativeVal struct {
 	kind nativeKind
@@ -35,7 +26,14 @@ const (
 	nativeBool
 )
 
-// nativeExpr evaluates one subexpression; ok false means "ask CEL".
+// A nativeExpr evaluates an expression of the common shape (field paths,
+// literals, comparisons, + - * on doubles, && || !) directly in Go, which is
+// several times faster than the CEL interpreter and allocates nothing. It
+// handles only values whose CEL result it reproduces exactly: doubles that
+// are not NaN, strings and bools. On anything else (a missing field, a null,
+// a NaN, a type CEL would refuse or convert) it returns ok false, "ask
+// CEL", and the caller runs the CEL program, so results and errors stay
+// CEL's.
 type nativeExpr func(act *Activation) (v nativeVal, ok bool)
 
 // maxExactInt bounds the int literals compared natively: up to 2^53 an int
@@ -43,22 +41,8 @@ type nativeExpr func(act *Activation) (v nativeVal, ok bool)
 // double-int comparison does.
 const maxExactInt = 1 << 53
 
-// compileNative returns the native form of a boolean condition over vars,
-// or nil when its shape is not one compileNative knows.
-func compileNative(e ast.Expr, vars []Var) nativeCond {
-	f := nativeOf(e, vars)
-	if f == nil {
-		return nil
-	}
-	return func(act *Activation) (bool, bool) {
-		v, ok := f(act)
-		if !ok || v.kind != nativeBool {
-			return false, false
-		}
-		return v.b, true
-	}
-}
-
+// nativeOf returns the native form of e over vars, or nil when its shape is
+// not one nativeOf knows.
 func nativeOf(e ast.Expr, vars []Var) nativeExpr {
 	switch e.Kind() {
 	case ast.LiteralKind:
@@ -111,16 +95,19 @@ func nativeLiteral(v ref.Val) nativeExpr {
 // nativePath selects a field path, rooted at one of vars, through decoded
 // JSON objects.
 func nativePath(chain []string, vars []Var) nativeExpr {
-	root, fields := chain[0], chain[1:]
-	declared := false
-	for _, v := range vars {
-		declared = declared || v.Name == root
-	}
-	if !declared {
+	fields := chain[1:]
+	slot := varSlot(vars, chain[0])
+	if slot < 0 {
 		return nil
 	}
+	// The caller's name for the variable rather than the parser's copy:
+	// binding uses the same string, which compares fastest.
+	root := vars[slot].Name
 	return func(act *Activation) (nativeVal, bool) {
-		cur := act.lookup(root)
+		cur, ok := act.at(slot, root)
+		if !ok {
+			cur = act.lookup(root)
+		}
 		if cur == nil {
 			return nativeVal{}, false
 		}

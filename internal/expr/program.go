@@ -3,6 +3,7 @@ package expr
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -25,9 +26,11 @@ type Program struct {
 	// path[1:] as CEL strings, converted once rather than per evaluation.
 	path     []string
 	pathKeys []ref.Val
-	// native, when set, evaluates the expression as a condition without
-	// the interpreter where it can (see nativeCond).
-	native nativeCond
+	// pathSlot is the position of path[0] among the Env's variables.
+	pathSlot int
+	// native, when set, evaluates the expression without the interpreter
+	// where it can (see nativeExpr).
+	native nativeExpr
 	shape  Shape
 	chains *chainSet
 }
@@ -81,7 +84,10 @@ func (p *Program) Eval(act *Activation) (Value, error) {
 // evalPath selects a plain field path without the interpreter, with the
 // interpreter's errors.
 func (p *Program) evalPath(act *Activation) (ref.Val, error) {
-	cur := act.lookup(p.path[0])
+	cur, ok := act.at(p.pathSlot, p.path[0])
+	if !ok {
+		cur = act.lookup(p.path[0])
+	}
 	if cur == nil {
 		return nil, fmt.Errorf("no such attribute: %s", p.path[0])
 	}
@@ -114,8 +120,8 @@ func (p *Program) evalPath(act *Activation) (ref.Val, error) {
 // otherwise. An error wraps ErrNotBool when the result is not a bool.
 func (p *Program) EvalBool(act *Activation) (bool, error) {
 	if p.native != nil {
-		if b, ok := p.native(act); ok {
-			return b, nil
+		if v, ok := p.native(act); ok && v.kind == nativeBool {
+			return v.b, nil
 		}
 	}
 	v, err := p.Eval(act)
@@ -131,7 +137,9 @@ func (p *Program) EvalBool(act *Activation) (bool, error) {
 
 // An Activation binds variables to values for evaluations. Binding
 // replaces the value, so one Activation serves many evaluations (the items
-// of a list, say); the programs never retain it. The zero value binds
+// of a list, say, through a [Slot]); the programs never retain it. Binding
+// the variables first in the order the Env declares them, with the same
+// name strings, lets programs find them fastest. The zero value binds
 // nothing. It is not safe for concurrent use.
 type Activation struct {
 	// Bindings live in the Activation itself (expressions have two
@@ -151,8 +159,8 @@ var _ interpreter.Activation = (*Activation)(nil)
 
 // Bind binds name to v; a nil v unbinds it.
 func (a *Activation) Bind(name string, v Value) {
-	if b := a.find(name); b != nil {
-		b.val = v
+	if i := a.index(name); i >= 0 {
+		a.binding(i).val = v
 		return
 	}
 	if a.n < len(a.vars) {
@@ -163,26 +171,73 @@ func (a *Activation) Bind(name string, v Value) {
 	a.extra = append(a.extra, binding{name: name, val: v})
 }
 
-func (a *Activation) find(name string) *binding {
+// A Slot is a variable's place in an Activation, for rebinding it in a
+// loop (once per item) without looking it up by name. It is valid as long
+// as its Activation is.
+type Slot struct {
+	a *Activation
+	i int
+}
+
+// Slot returns the place of the variable called name, binding it to
+// nothing first when it is not bound yet.
+func (a *Activation) Slot(name string) Slot {
+	i := a.index(name)
+	if i < 0 {
+		a.Bind(name, nil)
+		i = a.index(name)
+	}
+	return Slot{a: a, i: i}
+}
+
+// Set binds the slot's variable to v; a nil v unbinds it.
+func (s Slot) Set(v Value) { s.a.binding(s.i).val = v }
+
+// index returns the position of name's binding, or -1: the bindings held
+// inline first, then those in extra.
+func (a *Activation) index(name string) int {
 	for i := range a.n {
 		if a.vars[i].name == name {
-			return &a.vars[i]
+			return i
 		}
 	}
 	for i := range a.extra {
 		if a.extra[i].name == name {
-			return &a.extra[i]
+			return len(a.vars) + i
 		}
 	}
-	return nil
+	return -1
+}
+
+// binding returns the binding at position i (see index).
+func (a *Activation) binding(i int) *binding {
+	if i < len(a.vars) {
+		return &a.vars[i]
+	}
+	return &a.extra[i-len(a.vars)]
 }
 
 // lookup returns the value bound to name, or nil.
 func (a *Activation) lookup(name string) ref.Val {
-	if b := a.find(name); b != nil {
-		return b.val
+	if i := a.index(name); i >= 0 {
+		return a.binding(i).val
 	}
 	return nil
+}
+
+// at returns the value at position i when it is bound to name: callers
+// bind variables in the order their Env declares them, so a program that
+// knows its variable's place there mostly finds it at once, and does so for
+// every field path of every evaluation. Variable names are mostly the very
+// same string (the caller's constant, which Compile hands to programs too),
+// so at compares the strings' data rather than their bytes, and reports
+// false otherwise; it inlines.
+func (a *Activation) at(i int, name string) (ref.Val, bool) {
+	if uint(i) >= uint(a.n) {
+		return nil, false
+	}
+	b := &a.vars[i]
+	return b.val, len(b.name) == len(name) && unsafe.StringData(b.name) == unsafe.StringData(name)
 }
 
 // ResolveName returns the value bound to name, for the interpreter.
