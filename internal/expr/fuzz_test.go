@@ -276,22 +276,24 @@ func FuzzNative(f *testing.F) {
 		if err != nil {
 			return // not a well-typed expression: nothing to compare
 		}
+		// Bound in the Env's order, where programs look first, or not.
+		vars := []struct{ name, doc string }{{"obs", obsDoc}, {"item", item.String()}}
+		if len(docChoices)%2 == 1 {
+			vars[0], vars[1] = vars[1], vars[0]
+		}
 		act := &Activation{}
-		var docs map[string]any // as encoding/json decodes them
-		for name, doc := range map[string]string{"item": item.String(), "obs": obsDoc} {
-			v, err := ParseJSON([]byte(doc))
+		docs := map[string]any{} // as encoding/json decodes them
+		for _, v := range vars {
+			val, err := ParseJSON([]byte(v.doc))
 			if err != nil {
-				t.Fatalf("ParseJSON(%s): %v", doc, err)
+				t.Fatalf("ParseJSON(%s): %v", v.doc, err)
 			}
-			act.Bind(name, v)
+			act.Bind(v.name, val)
 			var a any
-			if err := json.Unmarshal([]byte(doc), &a); err != nil {
-				t.Fatalf("encoding/json refuses %s: %v", doc, err)
+			if err := json.Unmarshal([]byte(v.doc), &a); err != nil {
+				t.Fatalf("encoding/json refuses %s: %v", v.doc, err)
 			}
-			if docs == nil {
-				docs = map[string]any{}
-			}
-			docs[name] = a
+			docs[v.name] = a
 		}
 		want, _, werr := p.prg.Eval(act)
 		if werr == nil && types.IsError(want) {
