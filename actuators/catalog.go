@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/operator-dev/operator/internal/expr"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -48,11 +52,26 @@ type Catalog struct {
 	File string
 	// Subject is the subject the actions act on.
 	Subject string
+	// StateSchema is the state schema as written in the catalog: an
+	// embedded schema name (schemas.FS) or a path relative to the catalog.
+	// Empty: the subject's embedded <subject>.state.v1.json when it ships
+	// one.
+	StateSchema string
 	// Actions in file order.
 	Actions []*Action
 
 	byName map[string]*Action
+	// checkedAgainst names the state schema verify expressions were
+	// checked against; empty when the subject has none.
+	checkedAgainst string
 }
+
+// CheckedAgainst returns the name of the state schema that the field paths
+// under obs.state in verify expressions were checked against at load, or ""
+// when the subject has no state schema: those paths are then not checked
+// until a verification runs, as in rule files. Callers say so when they
+// load a catalog.
+func (c *Catalog) CheckedAgainst() string { return c.checkedAgainst }
 
 // Action returns the action called name.
 func (c *Catalog) Action(name string) (*Action, bool) {
@@ -87,7 +106,9 @@ type Action struct {
 	// Verify is a CEL expression over `obs` (the data of one observation of
 	// the subject instance: subject, instance, observed_at, observer,
 	// state) and `params`; the action is verified when it yields true on an
-	// observation made after the action, within VerifyWithin.
+	// observation made after the action, within VerifyWithin. The fields it
+	// reads are checked at load against the observation envelope, the
+	// subject's state schema and the params schema.
 	Verify       string
 	VerifyWithin time.Duration
 
@@ -207,20 +228,25 @@ var (
 )
 
 // LoadCatalog reads and parses the catalog called name in fsys (an embedded
-// actions.yaml, typically).
+// actions.yaml, typically). A state_schema path is read from fsys too,
+// relative to the catalog.
 func LoadCatalog(fsys fs.FS, name string) (*Catalog, error) {
 	b, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, &CatalogError{File: name, Err: fmt.Errorf("read catalog: %w", err)}
 	}
-	return ParseCatalog(name, b)
+	return parseCatalog(name, b, func(p string) ([]byte, error) {
+		return fs.ReadFile(fsys, path.Join(path.Dir(name), p))
+	})
 }
 
 // ParseCatalog parses and checks an action catalog. It returns every
 // problem, joined, each a *CatalogError with file and line; the catalog is
-// usable only when the error is nil. The format:
+// usable only when the error is nil. A state_schema path is read relative
+// to file. The format:
 //
 //	subject: ratelimiter
+//	state_schema: ratelimiter.state.v1.json  # optional: the subject's embedded one
 //	actions:
 //	  - name: reset_counter
 //	    description: Delete a key's counter so it starts afresh.
@@ -238,7 +264,18 @@ func LoadCatalog(fsys fs.FS, name string) (*Catalog, error) {
 //	    verify: obs.state.keys.all(k, k.key != params.key || k.ttl_ms != -1)
 //	    verify_within: 30s
 func ParseCatalog(file string, data []byte) (*Catalog, error) {
-	p := &catalogParser{file: file}
+	return parseCatalog(file, data, func(p string) ([]byte, error) {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(file), p)
+		}
+		return os.ReadFile(p)
+	})
+}
+
+// parseCatalog parses a catalog whose state_schema path, if any, read
+// returns.
+func parseCatalog(file string, data []byte, read func(string) ([]byte, error)) (*Catalog, error) {
+	p := &catalogParser{file: file, read: read}
 	c := p.parse(data)
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -248,7 +285,10 @@ func ParseCatalog(file string, data []byte) (*Catalog, error) {
 
 type catalogParser struct {
 	file string
+	read func(string) ([]byte, error)
 	errs []error
+	// obs is the shape of an observation of the catalog's subject.
+	obs expr.Shape
 }
 
 func (p *catalogParser) errorf(line int, action, format string, args ...any) {
@@ -310,7 +350,7 @@ func (p *catalogParser) parse(data []byte) *Catalog {
 		p.errorf(root.Line, "", "the catalog must be a mapping with subject and actions")
 		return nil
 	}
-	top := p.fields(root, "", "subject", "actions")
+	top := p.fields(root, "", "subject", "state_schema", "actions")
 	c := &Catalog{File: p.file, byName: map[string]*Action{}}
 	if f, ok := top["subject"]; !ok {
 		p.errorf(root.Line, "", "subject is required")
@@ -319,6 +359,15 @@ func (p *catalogParser) parse(data []byte) *Catalog {
 	} else {
 		c.Subject = f.value.Value
 	}
+	state := p.stateSchema(c, top)
+	if state != nil {
+		c.checkedAgainst = state.Name()
+	}
+	obs, err := expr.ObservationShape(state)
+	if err != nil {
+		p.errorf(0, "", "%v", err)
+	}
+	p.obs = obs
 	f, ok := top["actions"]
 	if !ok {
 		p.errorf(root.Line, "", "actions is required")
@@ -425,7 +474,8 @@ func (p *catalogParser) action(i int, n *yaml.Node) *Action {
 		a.Timeout = d
 	}
 
-	a.schema, a.Params = p.paramsSchema(fs, n, label)
+	var params *expr.Schema
+	a.schema, a.Params, params = p.paramsSchema(fs, n, label)
 
 	a.Target, line = str("target", false)
 	if m, mline := str("target_match", false); m != "" {
@@ -449,8 +499,12 @@ func (p *catalogParser) action(i int, n *yaml.Node) *Action {
 	if _, ok := fs["verify"]; ok {
 		if strings.TrimSpace(a.Verify) == "" {
 			p.errorf(line, label, "verify must not be empty: every action says how to tell that it worked")
-		} else if prg, err := compileVerify(a.Verify); err != nil {
+		} else if env, err := verifyEnv(p.obs, params); err != nil {
 			p.errorf(line, label, "verify: %v", err)
+		} else if prg, errs := compileVerify(env, a.Verify); len(errs) > 0 {
+			for _, err := range errs {
+				p.errorf(line, label, "verify: %v", err)
+			}
 		} else {
 			a.verify = prg
 		}
@@ -467,32 +521,33 @@ func (p *catalogParser) action(i int, n *yaml.Node) *Action {
 	return a
 }
 
-// paramsSchema converts the params mapping to JSON and compiles it.
-func (p *catalogParser) paramsSchema(fs map[string]field, n *yaml.Node, label string) (*jsonschema.Schema, json.RawMessage) {
+// paramsSchema converts the params mapping to JSON and compiles it: for
+// validating params, and for checking the params fields verify reads.
+func (p *catalogParser) paramsSchema(fs map[string]field, n *yaml.Node, label string) (*jsonschema.Schema, json.RawMessage, *expr.Schema) {
 	f, ok := fs["params"]
 	if !ok {
 		p.errorf(n.Line, label, "params is required (a JSON Schema of an object; use {type: object, additionalProperties: false} for none)")
-		return nil, nil
+		return nil, nil, nil
 	}
 	line := f.value.Line
 	if f.value.Kind != yaml.MappingNode {
 		p.errorf(line, label, "params must be a JSON Schema object")
-		return nil, nil
+		return nil, nil, nil
 	}
 	var v any
 	if err := f.value.Decode(&v); err != nil {
 		p.errorf(line, label, "params: %v", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	raw, err := json.Marshal(jsonCompatible(v))
 	if err != nil {
 		p.errorf(line, label, "params: %v", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		p.errorf(line, label, "params: %v", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	obj := doc.(map[string]any)
 	if obj["type"] != "object" {
@@ -507,14 +562,45 @@ func (p *catalogParser) paramsSchema(fs map[string]field, n *yaml.Node, label st
 	url := "https://operator.dev/catalog/" + label + ".params.json"
 	if err := c.AddResource(url, doc); err != nil {
 		p.errorf(line, label, "params: %v", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	s, err := c.Compile(url)
 	if err != nil {
 		p.errorf(line, label, "params: not a valid JSON Schema: %s", schemas.DescribeValidationError(err))
-		return nil, nil
+		return nil, nil, nil
 	}
-	return s, raw
+	shape, err := expr.CompileSchema(label+".params.json", raw)
+	if err != nil {
+		p.errorf(line, label, "params: %v", err)
+		return nil, nil, nil
+	}
+	return s, raw, shape
+}
+
+// stateSchema loads the state schema the catalog names in state_schema, or
+// the subject's embedded one. It returns nil when there is none.
+func (p *catalogParser) stateSchema(c *Catalog, top map[string]field) *expr.Schema {
+	line := 0
+	if f, ok := top["state_schema"]; ok {
+		line = f.value.Line
+		if f.value.Kind != yaml.ScalarNode || f.value.Value == "" {
+			p.errorf(line, "", "state_schema must be a schema name or a path")
+			return nil
+		}
+		c.StateSchema = f.value.Value
+	}
+	name := c.StateSchema
+	if name == "" {
+		if name = expr.EmbeddedStateSchema(c.Subject); name == "" {
+			return nil
+		}
+	}
+	s, err := expr.LoadSchema(name, p.read)
+	if err != nil {
+		p.errorf(line, "", "state_schema %q: %v", name, err)
+		return nil
+	}
+	return s
 }
 
 // checkTargetParam checks that the target names a required string property.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the catalog tests")
@@ -195,6 +196,65 @@ func TestVerifyEval(t *testing.T) {
 			got, err := a.verify.eval([]byte(tt.obs), tt.params)
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Fatalf("eval = %v, %v; want %v (error %v)", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestCatalogStateSchema checks which state schema verify expressions are
+// checked against: the subject's embedded one, one named in state_schema
+// (embedded or a file beside the catalog), or none.
+func TestCatalogStateSchema(t *testing.T) {
+	const schema = `{"type": "object", "additionalProperties": false, "properties": {"fixed": {"type": "array"}}}`
+	catalog := func(header, verify string) string {
+		return header + `
+actions:
+  - name: poke
+    description: Poke.
+    risk: low
+    cooldown: 0s
+    params: {type: object, additionalProperties: false}
+    verify: ` + verify + `
+    verify_within: 1s
+`
+	}
+	tests := []struct {
+		name    string
+		catalog string
+		want    string // CheckedAgainst
+		wantErr string
+	}{
+		{name: "no state schema: state unchecked", catalog: catalog("subject: fake", "obs.state.anything"), want: ""},
+		{name: "the subject's embedded schema", catalog: catalog("subject: ratelimiter", "obs.state.redis.reachable"), want: "ratelimiter.state.v1.json"},
+		{name: "the embedded schema refuses", catalog: catalog("subject: ratelimiter", "obs.state.redis.reachble"),
+			wantErr: `actions.yaml:8: action "poke": verify: field obs.state.redis.reachble: the state schema has no field "reachble"`},
+		{name: "an embedded schema by name", catalog: catalog("subject: fake\nstate_schema: tikv.state.v1.json", "size(obs.state.stores) > 0"), want: "tikv.state.v1.json"},
+		{name: "a file beside the catalog", catalog: catalog("subject: fake\nstate_schema: schemas/fake.json", "size(obs.state.fixed) > 0"), want: "schemas/fake.json"},
+		{name: "a file beside the catalog refuses", catalog: catalog("subject: fake\nstate_schema: schemas/fake.json", "obs.state.fixd == []"),
+			wantErr: `actions.yaml:9: action "poke": verify: field obs.state.fixd: the state schema has no field "fixd"`},
+		{name: "a missing file", catalog: catalog("subject: fake\nstate_schema: schemas/nosuch.json", "true"),
+			wantErr: `catalogs/actions.yaml:2: state_schema "schemas/nosuch.json": neither an embedded schema (schemas.FS) nor a readable file: open catalogs/schemas/nosuch.json: file does not exist`},
+		{name: "not a name", catalog: catalog("subject: fake\nstate_schema: [a]", "true"),
+			wantErr: `catalogs/actions.yaml:2: state_schema must be a schema name or a path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := fstest.MapFS{
+				"catalogs/actions.yaml":      {Data: []byte(tt.catalog)},
+				"catalogs/schemas/fake.json": {Data: []byte(schema)},
+			}
+			c, err := LoadCatalog(fsys, "catalogs/actions.yaml")
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasSuffix(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one ending in %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.CheckedAgainst(); got != tt.want {
+				t.Fatalf("CheckedAgainst() = %q, want %q", got, tt.want)
 			}
 		})
 	}

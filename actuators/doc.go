@@ -4,7 +4,9 @@
 //
 // It owns the action catalog format (actions.yaml, see [ParseCatalog]) and
 // its load-time checks, which refuse a bad catalog with file, line and
-// reason; the safety gates every request passes in a fixed order (catalog
+// reason (verify expressions are compiled with internal/expr and checked
+// against the observation envelope, the subject's state schema and the
+// params schema, as rule expressions are); the safety gates every request passes in a fixed order (catalog
 // and params validation, kill switch, mode, precondition, per-target
 // cooldown and per-subject budget, approval, idempotency ledger); the
 // execution with a timeout and retries for transient errors only; the

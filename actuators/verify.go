@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"cel.dev/cel-go/cel"
-	"cel.dev/cel-go/common/types"
-	"cel.dev/cel-go/ext"
+	"github.com/operator-dev/operator/internal/expr"
 )
 
 // Variables a verify expression sees.
@@ -18,86 +16,85 @@ const (
 
 // DefaultVerifyCostLimit is the most one evaluation of a verify expression
 // may cost, in CEL cost units (roughly one per operation); an evaluation that
-// exceeds it is an error, never a silent false.
+// exceeds it is an error, never a silent false. A verify runs on the few
+// observations after one action, so unlike a rule's it is not refused at
+// load for a worst-case estimate over the state schema's bounds.
 const DefaultVerifyCostLimit uint64 = 1_000_000
 
 // verifyProgram is a compiled verify expression.
 type verifyProgram struct {
-	src string
-	prg cel.Program
+	prg *expr.Program
 }
 
-func verifyEnv() (*cel.Env, error) {
-	return cel.NewEnv(
-		cel.Variable(varObs, cel.DynType),
-		cel.Variable(varParams, cel.DynType),
-		cel.CrossTypeNumericComparisons(true),
-		cel.OptionalTypes(),
-		ext.Strings(),
-		ext.Math(),
+// verifyEnv declares obs, with the shape of an observation of the subject
+// (state unchecked when the subject has no state schema), and params, with
+// the shape of the action's params schema (unchecked when it has none).
+func verifyEnv(obs expr.Shape, params *expr.Schema) (*expr.Env, error) {
+	return expr.NewEnv(
+		expr.Var{Name: varObs, Shape: obs},
+		expr.Var{Name: varParams, Shape: params.Shape("the params schema")},
 	)
 }
 
-// compileVerify compiles and type-checks src: it must be a bool (or dyn)
-// expression over obs and params.
-func compileVerify(src string) (*verifyProgram, error) {
-	env, err := verifyEnv()
-	if err != nil {
-		return nil, fmt.Errorf("build CEL environment: %w", err)
+// compileVerify compiles and checks src: a bool (or dyn) expression over
+// obs and params whose field paths the schemas have. Each problem comes
+// back as one error, in the order found.
+func compileVerify(env *expr.Env, src string) (*verifyProgram, []error) {
+	opts := expr.Options{Want: expr.WantBool, CostBudget: DefaultVerifyCostLimit, SkipCostEstimate: true}
+	prg, err := env.Compile(src, opts)
+	if err == nil {
+		return &verifyProgram{prg: prg}, nil
 	}
-	ast, iss := env.Compile(src)
-	if iss.Err() != nil {
-		return nil, iss.Err()
+	var ce *expr.CompileError
+	if !errors.As(err, &ce) || ce.Issues[0].Line > 0 {
+		// A syntax or type error: CEL's own report, which shows where.
+		return nil, []error{err}
 	}
-	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
-		return nil, fmt.Errorf("must yield a bool, yields %s", t)
+	errs := make([]error, len(ce.Issues))
+	for i, is := range ce.Issues {
+		errs[i] = is.Err
+		if te, ok := is.Err.(*expr.TypeError); ok {
+			errs[i] = fmt.Errorf("must yield %s, yields %s", te.Want, te.Got)
+		}
 	}
-	prg, err := env.Program(ast, cel.CostLimit(DefaultVerifyCostLimit), cel.InterruptCheckFrequency(100))
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
-	}
-	return &verifyProgram{src: src, prg: prg}, nil
+	return nil, errs
 }
-
-// errNotBool is returned when an expression typed dyn yields a non-bool.
-var errNotBool = errors.New("verify did not yield a bool")
 
 // eval evaluates the program against one observation's data (JSON) and the
 // request's params. An error means the observation could not be judged (a
 // missing field, a partial observation), never "false".
 func (v *verifyProgram) eval(obsData []byte, params map[string]any) (bool, error) {
-	var obs map[string]any
-	if err := json.Unmarshal(obsData, &obs); err != nil {
+	obs, err := expr.ParseJSON(obsData)
+	if err != nil {
 		return false, fmt.Errorf("decode observation: %w", err)
 	}
-	p, err := jsonRoundTrip(params)
+	p, err := paramsValue(params)
 	if err != nil {
 		return false, err
 	}
-	out, _, err := v.prg.Eval(map[string]any{varObs: obs, varParams: p})
-	if err != nil {
-		return false, err
+	var act expr.Activation
+	act.Bind(varObs, obs)
+	act.Bind(varParams, p)
+	ok, err := v.prg.EvalBool(&act)
+	if errors.Is(err, expr.ErrNotBool) {
+		return false, fmt.Errorf("verify did not yield a bool: %w", err)
 	}
-	b, ok := out.Value().(bool)
-	if !ok {
-		return false, fmt.Errorf("%w: got %v", errNotBool, out.Value())
-	}
-	return b, nil
+	return ok, err
 }
 
-// jsonRoundTrip gives params the shape they have after JSON decoding
-// (numbers as float64), whatever their Go types.
-func jsonRoundTrip(params map[string]any) (map[string]any, error) {
+// paramsValue gives params the shape they have after JSON decoding
+// (numbers as doubles), whatever their Go types.
+func paramsValue(params map[string]any) (expr.Value, error) {
 	if params == nil {
-		return map[string]any{}, nil
+		params = map[string]any{}
 	}
 	b, err := json.Marshal(params)
 	if err != nil {
 		return nil, fmt.Errorf("encode params: %w", err)
 	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
+	v, err := expr.ParseJSON(b)
+	if err != nil {
 		return nil, fmt.Errorf("decode params: %w", err)
 	}
-	return out, nil
+	return v, nil
 }

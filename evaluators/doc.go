@@ -2,13 +2,15 @@
 // into violations and action requests for any subject, knowing nothing about
 // any subject.
 //
-// It owns the rule file format (YAML with CEL expressions, see [ParseRuleSet]),
-// the load-time checks that refuse a bad rule set with file, line and reason,
+// The rule file format is package evaluators/rulefmt. This package
+// compiles what it parses ([ParseRuleSet]) with internal/expr, whose
+// load-time checks (CEL types, field paths against the subject's state
+// schema, cost) refuse a bad rule set with file, line and reason. It owns
 // the per-fingerprint alert state machine ([Step], with Prometheus alerting
 // semantics), the [Engine] that keeps that state in a compare-and-swap
 // key-value store and publishes the resulting events, offline [Replay], and
-// the `operator rules test` runner ([RunTests]) that drives the same engine on
-// a virtual clock.
+// the `operator rules test` runner ([RunTests]) that drives the same engine
+// on a virtual clock.
 //
 // Time is event time: every transition takes the observation's ce-time as
 // now. The only wall-clock reads in this package are in [Engine.Run], the

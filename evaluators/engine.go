@@ -18,6 +18,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/operator-dev/operator/internal/expr"
 	"github.com/operator-dev/operator/schemas"
 )
 
@@ -158,7 +159,7 @@ func decodeObservation(ev event.Event) (observation, error) {
 	if ev.Time().IsZero() {
 		return observation{}, fmt.Errorf("%w: event %s has no time", ErrInvalidObservation, ev.ID())
 	}
-	val, err := parseJSON(ev.Data())
+	val, err := expr.ParseJSON(ev.Data())
 	if err != nil {
 		return observation{}, fmt.Errorf("%w: event %s data: %v", ErrInvalidObservation, ev.ID(), err)
 	}
@@ -213,7 +214,9 @@ func (re *ruleEval) complete() bool { return len(re.errs) == 0 }
 // evaluate runs every rule of sr on obs. It is pure: no I/O.
 func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 	out := make([]ruleEval, len(sr.rules))
-	act := &activation{obs: obs}
+	var act expr.Activation
+	act.Bind(varObs, obs)
+	item := act.Slot(varItem)
 	// Rules with the same each and key share the items and their keys.
 	var collections map[string]*collection
 
@@ -222,10 +225,10 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 		re.rule = r
 		c := r.c
 		if c.each == nil {
-			act.item, act.hasItem = nil, false
+			item.Set(nil)
 			key := ""
 			if c.key != nil {
-				kv, err := c.key.eval(act)
+				kv, err := c.key.Eval(&act)
 				if err == nil {
 					key, err = keyString(kv)
 				}
@@ -234,7 +237,7 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 					continue
 				}
 			}
-			ok, err := c.expr.evalBool(act)
+			ok, err := c.expr.EvalBool(&act)
 			if err != nil {
 				re.errs = append(re.errs, fmt.Errorf("expr: %w", err))
 				continue
@@ -242,32 +245,32 @@ func evaluate(sr *subjectRules, obs ref.Val) []ruleEval {
 			re.results = []keyResult{{key: key, active: ok}}
 			continue
 		}
-		coll := collections[c.each.src+"\x00"+c.key.src]
+		coll := collections[c.each.Source()+"\x00"+c.key.Source()]
 		if coll == nil {
-			coll = collect(c, act)
+			coll = collect(c, &act, item)
 			if collections == nil {
 				collections = map[string]*collection{}
 			}
-			collections[c.each.src+"\x00"+c.key.src] = coll
+			collections[c.each.Source()+"\x00"+c.key.Source()] = coll
 		}
 		if coll.err != nil {
 			re.errs = append(re.errs, coll.err)
 			continue
 		}
 		re.results = make([]keyResult, 0, len(coll.items))
-		for j, item := range coll.items {
+		for j, it := range coll.items {
 			if err := coll.keyErrs[j]; err != nil {
 				re.errs = append(re.errs, err)
 				continue
 			}
-			act.item, act.hasItem = item, true
+			item.Set(it)
 			key := coll.keys[j]
-			active, err := c.expr.evalBool(act)
+			active, err := c.expr.EvalBool(&act)
 			if err != nil {
 				re.errs = append(re.errs, fmt.Errorf("key %q: expr: %w", key, err))
 				continue
 			}
-			re.results = append(re.results, keyResult{key: key, active: active, item: item})
+			re.results = append(re.results, keyResult{key: key, active: active, item: it})
 		}
 	}
 	return out
@@ -281,9 +284,10 @@ type collection struct {
 	keyErrs []error // per item: its key failed or is not unique
 }
 
-func collect(c *compiledRule, act *activation) *collection {
-	act.item, act.hasItem = nil, false
-	lv, err := c.each.eval(act)
+// collect evaluates each and key with act, binding each element to item.
+func collect(c *compiledRule, act *expr.Activation, item expr.Slot) *collection {
+	item.Set(nil)
+	lv, err := c.each.Eval(act)
 	if err != nil {
 		return &collection{err: fmt.Errorf("each: %w", err)}
 	}
@@ -299,10 +303,10 @@ func collect(c *compiledRule, act *activation) *collection {
 	}
 	seen := make(map[string]struct{}, int(n))
 	for j := range coll.items {
-		item := list.Get(types.Int(j))
-		coll.items[j] = item
-		act.item, act.hasItem = item, true
-		kv, err := c.key.eval(act)
+		it := list.Get(types.Int(j))
+		coll.items[j] = it
+		item.Set(it)
+		kv, err := c.key.Eval(act)
 		var key string
 		if err == nil {
 			key, err = keyString(kv)
@@ -603,7 +607,9 @@ type fireFunc func() firing
 // collected into late (they make rule_error fire) and rendered inline.
 func (p *pass) ruleFire(r *Rule, o observation, kr keyResult, late map[string][]error) fireFunc {
 	return func() firing {
-		act := &activation{obs: o.val, item: kr.item, hasItem: kr.item != nil}
+		act := &expr.Activation{}
+		act.Bind(varObs, o.val)
+		act.Bind(varItem, kr.item)
 		c := r.c
 		f := firing{severity: r.Severity}
 		fail := func(err error) { late[r.Name] = append(late[r.Name], fmt.Errorf("key %q: %w", kr.key, err)) }
@@ -630,10 +636,10 @@ func (p *pass) ruleFire(r *Rule, o observation, kr keyResult, late map[string][]
 			f.action = r.Remediate.Action
 			f.params = make(map[string]any, len(c.paramNames))
 			for _, name := range c.paramNames {
-				v, err := c.params[name].eval(act)
+				v, err := c.params[name].Eval(act)
 				var n any
 				if err == nil {
-					n, err = nativeValue(v)
+					n, err = expr.JSONValue(v)
 				}
 				if err != nil {
 					fail(fmt.Errorf("remediate.params.%s: %w", name, err))
@@ -656,10 +662,10 @@ func defaultSummary(rule, key string) string {
 
 // evidenceOf is the item for per-item rules, or the fields of the
 // observation the condition read.
-func evidenceOf(act *activation, c *compiledRule, kr keyResult) json.RawMessage {
+func evidenceOf(act *expr.Activation, c *compiledRule, kr keyResult) json.RawMessage {
 	var v any
 	if kr.item != nil {
-		n, err := nativeValue(kr.item)
+		n, err := expr.JSONValue(kr.item)
 		if err != nil {
 			return nil
 		}
@@ -671,7 +677,7 @@ func evidenceOf(act *activation, c *compiledRule, kr keyResult) json.RawMessage 
 			if !ok {
 				continue
 			}
-			n, err := nativeValue(val)
+			n, err := expr.JSONValue(val)
 			if err != nil {
 				continue
 			}

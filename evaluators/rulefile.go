@@ -3,29 +3,25 @@ package evaluators
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/evaluators/rulefmt"
+	"github.com/operator-dev/operator/internal/expr"
 )
 
 // Built-in rules every subject has. Their names are reserved.
 const (
 	// RuleObserverStale fires per subject instance when its observations
 	// stop for stale_after, and resolves when they resume. Its key is "".
-	RuleObserverStale = "observer_stale"
+	RuleObserverStale = rulefmt.ObserverStale
 	// RuleError fires when a rule cannot be evaluated (a runtime error) and
 	// resolves when it evaluates cleanly again. Its key is the failing
 	// rule's name.
-	RuleError = "rule_error"
+	RuleError = rulefmt.RuleError
 )
 
 // OnMissing says what happens to a rule's firing alerts while the subject
@@ -34,9 +30,9 @@ type OnMissing string
 
 const (
 	// OnMissingKeep leaves them firing (the default).
-	OnMissingKeep OnMissing = "keep"
+	OnMissingKeep OnMissing = rulefmt.OnMissingKeep
 	// OnMissingResolve resolves them when the instance goes stale.
-	OnMissingResolve OnMissing = "resolve"
+	OnMissingResolve OnMissing = rulefmt.OnMissingResolve
 )
 
 // Defaults for loading rule sets.
@@ -44,11 +40,11 @@ const (
 	// DefaultCostBudget is the most a single CEL expression may cost, both
 	// as estimated at load time and as measured at run time, in CEL cost
 	// units (roughly one per operation).
-	DefaultCostBudget uint64 = 1_000_000
+	DefaultCostBudget = expr.DefaultCostBudget
 	// DefaultAssumedSize is the size the cost estimate assumes for a list,
 	// map or string whose schema gives no maxItems, maxProperties or
 	// maxLength.
-	DefaultAssumedSize uint64 = 1000
+	DefaultAssumedSize = expr.DefaultAssumedSize
 )
 
 // LoadOptions tunes ParseRuleSet and LoadRuleSets. The zero value uses the
@@ -89,7 +85,18 @@ type RuleSet struct {
 	// Rules in file order.
 	Rules []*Rule
 
-	state *schemaInfo
+	state *expr.Schema
+}
+
+// CheckedAgainst returns the name of the state schema that the field paths
+// under obs.state were checked against at load, or "" when the subject has
+// none: those paths are then not checked until the rules run. Callers say
+// so when they load a rule set.
+func (rs *RuleSet) CheckedAgainst() string {
+	if rs.state == nil {
+		return ""
+	}
+	return rs.state.Name()
 }
 
 // Rule is one invariant. Expressions are CEL over `obs` (the observation
@@ -135,36 +142,11 @@ type Remediation struct {
 	Params map[string]string
 }
 
-// Error is one problem in a rule file. LoadRuleSets and ParseRuleSet return
-// every problem they find, joined with errors.Join.
-type Error struct {
-	File string
-	// Line is 1-based; 0 when unknown.
-	Line int
-	// Rule is the rule's name (or its position, rules[i], when it has no
-	// name); empty for file-level problems.
-	Rule string
-	Err  error
-}
-
-// Error renders file:line: rule "name": reason.
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":")
-		b.WriteString(strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Rule != "" {
-		fmt.Fprintf(&b, "rule %q: ", e.Rule)
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-// Unwrap returns the reason.
-func (e *Error) Unwrap() error { return e.Err }
+// Error is one problem in a rule file, found parsing it (package rulefmt)
+// or compiling its expressions: it renders as file:line: rule "name":
+// reason. LoadRuleSets and ParseRuleSet return every problem they find,
+// joined with errors.Join.
+type Error = rulefmt.Error
 
 // Errors returns the individual problems in err (an errors.Join of *Error,
 // as LoadRuleSets returns), or err itself.
@@ -177,12 +159,6 @@ func Errors(err error) []error {
 	}
 	return []error{err}
 }
-
-var (
-	ruleNameRE   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	actionNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): `)
-)
 
 // LoadRuleSets reads and checks rule files. It returns every problem in
 // every file, joined; the rule sets are usable only when the error is nil.
@@ -243,12 +219,15 @@ func checkAcrossFiles(sets []*RuleSet) []error {
 	return errs
 }
 
-// ParseRuleSet parses and checks one rule file. file names it in errors and
-// anchors a relative state_schema path. It returns every problem found,
-// joined with errors.Join, each an *Error.
+// ParseRuleSet parses and checks one rule file: its structure (package
+// rulefmt), then its expressions, compiled against the subject's state
+// schema. file names it in errors and anchors a relative state_schema
+// path. It returns every problem found, in line order, joined with
+// errors.Join, each an *Error.
 func ParseRuleSet(file string, data []byte, opts LoadOptions) (*RuleSet, error) {
-	p := &parser{file: file, opts: opts.withDefaults()}
-	rs := p.parse(data)
+	rf, errs := rulefmt.Parse(file, data)
+	p := &parser{file: file, opts: opts.withDefaults(), errs: errs}
+	rs := p.compileFile(rf)
 	if len(p.errs) > 0 {
 		// In file order; problems on one line keep the order found.
 		sort.SliceStable(p.errs, func(i, j int) bool {
@@ -259,6 +238,8 @@ func ParseRuleSet(file string, data []byte, opts LoadOptions) (*RuleSet, error) 
 	return rs, nil
 }
 
+// parser turns a parsed rule file into a checked RuleSet, collecting
+// problems.
 type parser struct {
 	file string
 	opts LoadOptions
@@ -269,336 +250,85 @@ func (p *parser) errorf(line int, rule, format string, args ...any) {
 	p.errs = append(p.errs, &Error{File: p.file, Line: line, Rule: rule, Err: fmt.Errorf(format, args...)})
 }
 
-func (p *parser) parse(data []byte) *RuleSet {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		line := 0
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = "yaml: " + msg[len(m[0]):]
-		}
-		p.errorf(line, "", "%s", msg)
+// compileFile loads the state schema and compiles every rule that has an
+// expression, even when the file has other problems, so all of them are
+// reported together.
+func (p *parser) compileFile(rf *rulefmt.RuleFile) *RuleSet {
+	if rf == nil {
 		return nil
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		p.errorf(0, "", "empty rule file")
-		return nil
+	rs := &RuleSet{File: p.file, Subject: rf.Subject, StateSchema: rf.StateSchema, StaleAfter: rf.StaleAfter}
+	rs.state = p.stateSchema(rs, rf.StateSchemaLine)
+	for _, fr := range rf.Rules {
+		rs.Rules = append(rs.Rules, newRule(fr))
 	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		p.errorf(root.Line, "", "rule file must be a mapping with subject and rules")
-		return nil
+	obs, err := expr.ObservationShape(rs.state)
+	if err != nil {
+		p.errorf(0, "", "%v", err)
+		return rs
 	}
-	rs := &RuleSet{File: p.file}
-	var rulesNode, subjectNode, schemaNode *yaml.Node
-	p.fields(root, "", func(key string, k, v *yaml.Node) bool {
-		switch key {
-		case "subject":
-			subjectNode = v
-			rs.Subject = p.scalar(v, "", key)
-		case "state_schema":
-			schemaNode = v
-			rs.StateSchema = p.scalar(v, "", key)
-		case "stale_after":
-			rs.StaleAfter = p.duration(v, "", key)
-		case "rules":
-			rulesNode = v
-		default:
-			return false
-		}
-		return true
-	})
-	switch {
-	case subjectNode == nil:
-		p.errorf(root.Line, "", "subject is required")
-	case rs.Subject == "":
-	default:
-		if err := schemas.ValidToken(rs.Subject); err != nil {
-			p.errorf(subjectNode.Line, "", "subject: %w", err)
-		}
-	}
-	if rulesNode == nil {
-		p.errorf(root.Line, "", "rules is required")
-	} else if rulesNode.Kind != yaml.SequenceNode {
-		p.errorf(rulesNode.Line, "", "rules must be a list")
-		rulesNode = nil
-	}
-
-	state := p.stateSchema(rs, schemaNode)
-	rs.state = state
-	names := map[string]int{}
-	if rulesNode != nil {
-		for i, n := range rulesNode.Content {
-			r := p.rule(i, n)
-			if r == nil {
-				continue
-			}
-			if r.Name != "" {
-				if first, ok := names[r.Name]; ok {
-					p.errorf(r.Line, r.Name, "duplicate rule name (first defined at line %d)", first)
-				} else {
-					names[r.Name] = r.Line
-				}
-			}
-			rs.Rules = append(rs.Rules, r)
-		}
-	}
-	// Compile every rule that has an expression, even when the file has
-	// other problems, so all of them are reported together.
 	for _, r := range rs.Rules {
 		if strings.TrimSpace(r.Expr) != "" {
-			p.compile(rs, r, state)
+			p.compile(r, obs)
 		}
 	}
 	return rs
 }
 
-// fields walks a mapping, calling f for each key; f returns false for an
-// unknown key. It reports duplicate and unknown keys.
-func (p *parser) fields(m *yaml.Node, rule string, f func(key string, k, v *yaml.Node) bool) {
-	seen := map[string]int{}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], m.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			p.errorf(k.Line, rule, "keys must be plain strings")
-			continue
-		}
-		if first, ok := seen[k.Value]; ok {
-			p.errorf(k.Line, rule, "duplicate key %q (first at line %d)", k.Value, first)
-			continue
-		}
-		seen[k.Value] = k.Line
-		if !f(k.Value, k, v) {
-			p.errorf(k.Line, rule, "unknown field %q", k.Value)
-		}
+// newRule is the Rule of a parsed one, not yet compiled.
+func newRule(fr *rulefmt.Rule) *Rule {
+	r := &Rule{
+		Name:          fr.Name,
+		Line:          fr.Line,
+		Each:          fr.Each.Text,
+		Key:           fr.Key.Text,
+		Expr:          fr.Expr.Text,
+		For:           fr.For,
+		KeepFiringFor: fr.KeepFiringFor,
+		Severity:      fr.Severity,
+		Summary:       fr.Summary.Text,
+		Description:   fr.Description.Text,
+		OnMissing:     OnMissing(fr.OnMissing),
+		c:             &compiledRule{src: fr},
 	}
-}
-
-func (p *parser) scalar(v *yaml.Node, rule, field string) string {
-	if v.Kind != yaml.ScalarNode {
-		p.errorf(v.Line, rule, "%s must be a string", field)
-		return ""
-	}
-	if v.Tag == "!!null" {
-		return ""
-	}
-	return v.Value
-}
-
-func (p *parser) duration(v *yaml.Node, rule, field string) time.Duration {
-	s := p.scalar(v, rule, field)
-	if s == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		p.errorf(v.Line, rule, "%s: invalid duration %q (use Go syntax like 30s, 5m, 1h30m)", field, s)
-		return 0
-	}
-	if d < 0 {
-		p.errorf(v.Line, rule, "%s: negative duration %s", field, s)
-		return 0
-	}
-	return d
-}
-
-func (p *parser) stringMap(v *yaml.Node, rule, field string) (map[string]string, map[string]int) {
-	if v.Kind != yaml.MappingNode {
-		if v.Tag != "!!null" {
-			p.errorf(v.Line, rule, "%s must be a mapping", field)
-		}
-		return nil, nil
-	}
-	out := map[string]string{}
-	lines := map[string]int{}
-	p.fields(v, rule, func(key string, k, val *yaml.Node) bool {
-		out[key] = p.scalar(val, rule, field+"."+key)
-		lines[key] = val.Line
-		return true
-	})
-	return out, lines
-}
-
-// exprLine remembers where each expression of a rule is, for CEL errors.
-type exprLine struct {
-	line  int
-	block bool // a | or > block scalar: the text starts on the next line
-}
-
-func lineOf(v *yaml.Node) exprLine {
-	return exprLine{line: v.Line, block: v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
-}
-
-func (p *parser) rule(i int, n *yaml.Node) *Rule {
-	label := fmt.Sprintf("rules[%d]", i)
-	if n.Kind != yaml.MappingNode {
-		p.errorf(n.Line, label, "a rule must be a mapping")
-		return nil
-	}
-	// Find the name first so every other error can name the rule.
-	for j := 0; j+1 < len(n.Content); j += 2 {
-		if n.Content[j].Value == "name" && n.Content[j+1].Kind == yaml.ScalarNode && n.Content[j+1].Value != "" {
-			label = n.Content[j+1].Value
+	if fr.Labels != nil {
+		r.Labels = make(map[string]string, len(fr.Labels))
+		for k, v := range fr.Labels {
+			r.Labels[k] = v.Text
 		}
 	}
-	r := &Rule{Line: n.Line, c: &compiledRule{lines: map[string]exprLine{}}}
-	var nameNode, keyNode, exprNode, sevNode, onMissingNode, remNode *yaml.Node
-	p.fields(n, label, func(key string, k, v *yaml.Node) bool {
-		switch key {
-		case "name":
-			nameNode = v
-			r.Name = p.scalar(v, label, key)
-		case "each":
-			r.Each = p.scalar(v, label, key)
-			r.c.lines[key] = lineOf(v)
-		case "key":
-			keyNode = v
-			r.Key = p.scalar(v, label, key)
-			r.c.lines[key] = lineOf(v)
-		case "expr":
-			exprNode = v
-			r.Expr = p.scalar(v, label, key)
-			r.c.lines[key] = lineOf(v)
-		case "for":
-			r.For = p.duration(v, label, key)
-		case "keep_firing_for":
-			r.KeepFiringFor = p.duration(v, label, key)
-		case "severity":
-			sevNode = v
-			r.Severity = p.scalar(v, label, key)
-		case "summary":
-			r.Summary = p.scalar(v, label, key)
-			r.c.lines[key] = lineOf(v)
-		case "description":
-			r.Description = p.scalar(v, label, key)
-			r.c.lines[key] = lineOf(v)
-		case "labels":
-			var lines map[string]int
-			r.Labels, lines = p.stringMap(v, label, key)
-			for name, l := range lines {
-				r.c.lines["labels."+name] = exprLine{line: l}
+	if fr.Remediate != nil {
+		r.Remediate = &Remediation{Action: fr.Remediate.Action}
+		if fr.Remediate.Params != nil {
+			r.Remediate.Params = make(map[string]string, len(fr.Remediate.Params))
+			for k, v := range fr.Remediate.Params {
+				r.Remediate.Params[k] = v.Text
 			}
-		case "on_missing":
-			onMissingNode = v
-			r.OnMissing = OnMissing(p.scalar(v, label, key))
-		case "remediate":
-			remNode = v
-		default:
-			return false
 		}
-		return true
-	})
-
-	switch {
-	case nameNode == nil || r.Name == "":
-		p.errorf(n.Line, label, "name is required")
-	case !ruleNameRE.MatchString(r.Name):
-		p.errorf(nameNode.Line, label, "name must match %s", ruleNameRE)
-	case r.Name == RuleObserverStale || r.Name == RuleError:
-		p.errorf(nameNode.Line, label, "name %q is reserved for a built-in rule", r.Name)
-	}
-	if exprNode == nil || strings.TrimSpace(r.Expr) == "" {
-		p.errorf(n.Line, label, "expr is required")
-	}
-	if r.Each != "" && (keyNode == nil || strings.TrimSpace(r.Key) == "") {
-		p.errorf(n.Line, label, "key is required when each is set (it names the item in the fingerprint)")
-	}
-	switch r.Severity {
-	case "":
-		r.Severity = schemas.SeverityWarning
-	case schemas.SeverityCritical, schemas.SeverityWarning, schemas.SeverityInfo:
-	default:
-		p.errorf(sevNode.Line, label, "severity %q must be one of critical, warning, info", r.Severity)
-	}
-	switch r.OnMissing {
-	case "":
-		r.OnMissing = OnMissingKeep
-	case OnMissingKeep, OnMissingResolve:
-	default:
-		p.errorf(onMissingNode.Line, label, "on_missing %q must be keep or resolve", r.OnMissing)
-	}
-	if remNode != nil {
-		r.Remediate = p.remediation(remNode, label, r.c)
 	}
 	return r
 }
 
-func (p *parser) remediation(v *yaml.Node, label string, c *compiledRule) *Remediation {
-	if v.Kind != yaml.MappingNode {
-		p.errorf(v.Line, label, "remediate must be a mapping with action and params")
-		return nil
-	}
-	rem := &Remediation{}
-	var actionNode *yaml.Node
-	p.fields(v, label, func(key string, k, val *yaml.Node) bool {
-		switch key {
-		case "action":
-			actionNode = val
-			rem.Action = p.scalar(val, label, "remediate.action")
-		case "params":
-			var lines map[string]int
-			rem.Params, lines = p.stringMap(val, label, "remediate.params")
-			for name, l := range lines {
-				c.lines["params."+name] = exprLine{line: l}
-			}
-		default:
-			return false
-		}
-		return true
-	})
-	switch {
-	case actionNode == nil || rem.Action == "":
-		p.errorf(v.Line, label, "remediate.action is required")
-	case !actionNameRE.MatchString(rem.Action):
-		p.errorf(actionNode.Line, label, "remediate.action %q must match %s", rem.Action, actionNameRE)
-	}
-	return rem
-}
-
-// stateSchema loads the subject's state schema named in the file, or the
-// embedded default for the subject. It returns nil when there is none (state
-// paths are then not checked).
-func (p *parser) stateSchema(rs *RuleSet, n *yaml.Node) *schemaInfo {
+// stateSchema loads the subject's state schema named in the file (at
+// line), or the embedded default for the subject. It returns nil when there
+// is none (state paths are then not checked).
+func (p *parser) stateSchema(rs *RuleSet, line int) *expr.Schema {
 	name := rs.StateSchema
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
 	if name == "" {
-		if rs.Subject == "" {
+		if name = expr.EmbeddedStateSchema(rs.Subject); name == "" {
 			return nil
 		}
-		def := schemas.StateSchemaFile(rs.Subject)
-		if _, err := fs.Stat(schemas.FS(), def); err != nil {
-			return nil
-		}
-		name = def
 	}
-	var (
-		data []byte
-		err  error
-	)
-	if !strings.ContainsAny(name, `/\`) {
-		data, err = fs.ReadFile(schemas.FS(), name)
-	}
-	if name != filepath.Base(name) || err != nil {
-		// Not an embedded schema: a path relative to the rule file.
-		path := name
+	s, err := expr.LoadSchema(name, func(path string) ([]byte, error) {
+		// A path relative to the rule file.
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(p.file), path)
 		}
-		var perr error
-		data, perr = os.ReadFile(path)
-		if perr != nil {
-			p.errorf(line, "", "state_schema %q: neither an embedded schema (schemas.FS) nor a readable file: %v", name, perr)
-			return nil
-		}
-	}
-	si, err := compileStateSchema(name, data)
+		return os.ReadFile(path)
+	})
 	if err != nil {
-		p.errorf(line, "", "state_schema %q: %v", name, err)
+		p.errorf(line, "", "state_schema %q: %w", name, err)
 		return nil
 	}
-	return si
+	return s
 }

@@ -53,8 +53,8 @@ func TestLoadExample(t *testing.T) {
 	if r.Remediate == nil || r.Remediate.Action != "drain_node" || r.Remediate.Params["node_id"] != "item.id" {
 		t.Fatalf("remediate %+v", r.Remediate)
 	}
-	if r.c.key.path == nil || strings.Join(r.c.key.path, ".") != "item.id" {
-		t.Fatalf("key item.id should take the plain-path fast path, got %v", r.c.key.path)
+	if r.c.key.FieldPath() == nil || strings.Join(r.c.key.FieldPath(), ".") != "item.id" {
+		t.Fatalf("key item.id should take the plain-path fast path, got %v", r.c.key.FieldPath())
 	}
 	rd := sets[0].Rules[2]
 	if got := rd.c.evidence; len(got) != 1 || strings.Join(got[0], ".") != "obs.state.redis.connected" {
@@ -81,5 +81,28 @@ func TestCostBudgetIsConfigurable(t *testing.T) {
 	_, err := ParseRuleSet("a.yaml", []byte(src), LoadOptions{CostBudget: 100})
 	if err == nil || !strings.Contains(err.Error(), "exceeds the budget of 100") {
 		t.Fatalf("budget 100: err = %v", err)
+	}
+}
+
+func TestCheckedAgainst(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string
+	}{
+		{name: "no state schema", src: "subject: demo\nrules: [{name: a, expr: obs.state.anything}]\n", want: ""},
+		{name: "the subject's embedded schema", src: "subject: ratelimiter\nrules: [{name: a, expr: obs.state.redis.reachable}]\n", want: "ratelimiter.state.v1.json"},
+		{name: "a file beside the rules", src: "subject: ratelimiter\nstate_schema: state.v1.json\nrules: [{name: a, expr: obs.state.redis.connected}]\n", want: "state.v1.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := ParseRuleSet("testdata/rules.yaml", []byte(tt.src), LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rs.CheckedAgainst(); got != tt.want {
+				t.Fatalf("CheckedAgainst() = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

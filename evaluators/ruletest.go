@@ -277,8 +277,8 @@ func runTest(ctx context.Context, file string, sets []*RuleSet, tc *RuleTest) ([
 				return nil, err
 			}
 			if rs := subjects[subject]; rs.state != nil {
-				if err := rs.state.root.Validate(mustJSONAny(slots[i].State)); err != nil {
-					return nil, fmt.Errorf("observation at %s: state does not match the state schema %s: %v", time.Duration(i)*interval, rs.state.name, err)
+				if err := rs.state.Validate(mustJSONAny(slots[i].State)); err != nil {
+					return nil, fmt.Errorf("observation at %s: state does not match the state schema %s: %v", time.Duration(i)*interval, rs.state.Name(), err)
 				}
 			}
 			if err := eng.Observe(ctx, ev, now); err != nil {

@@ -1,10 +1,24 @@
-package evaluators
+package expr
 
 import (
-	"fmt"
-	"strings"
 	"testing"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 )
+
+// evalNative is what EvalBool gets from the native form of a condition
+// alone; ok is false when there is none or it declines.
+func (p *Program) evalNative(act *Activation) (result, ok bool) {
+	if p.native == nil {
+		return false, false
+	}
+	v, ok := p.native(act)
+	if !ok || v.kind != nativeBool {
+		return false, false
+	}
+	return v.b, true
+}
 
 // TestNativeAgreesWithCEL runs conditions natively and with the CEL program
 // on items of every kind: wherever the native form answers, CEL must give
@@ -56,34 +70,31 @@ func TestNativeAgreesWithCEL(t *testing.T) {
 		`{"x": null, "y": [1], "s": {"a": 1}, "b": null, "o": null}`,
 		`{}`,
 	}
-	var b strings.Builder
-	b.WriteString("subject: t\nrules:\n")
-	for i, c := range conds {
-		fmt.Fprintf(&b, "  - name: r%d\n    each: obs.state.items\n    key: string(obs.state.g)\n    expr: '%s'\n", i, strings.ReplaceAll(c.expr, "'", "''"))
-	}
-	rs, err := ParseRuleSet("native.yaml", []byte(b.String()), LoadOptions{})
+	env, err := NewEnv(Var{Name: "obs"}, Var{Name: "item"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := parseJSON([]byte(`{"state": {"g": 1.0}}`))
+	obs, err := ParseJSON([]byte(`{"state": {"g": 1.0}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range conds {
-		p := rs.Rules[i].c.expr
+	for _, c := range conds {
+		p, err := env.Compile(c.expr, Options{Want: WantBool})
+		if err != nil {
+			t.Fatalf("%s: %v", c.expr, err)
+		}
 		interp := *p
 		interp.native = nil
 		for j, src := range items {
-			item, err := parseJSON([]byte(src))
+			item, err := ParseJSON([]byte(src))
 			if err != nil {
 				t.Fatal(err)
 			}
-			act := &activation{obs: obs, item: item, hasItem: true}
-			var got, ok bool
-			if p.native != nil {
-				got, ok = p.native(act)
-			}
-			want, err := interp.evalBool(act)
+			act := &Activation{}
+			act.Bind("obs", obs)
+			act.Bind("item", item)
+			got, ok := p.evalNative(act)
+			want, err := interp.EvalBool(act)
 			if j == 0 && ok != c.native {
 				t.Errorf("%s on %s: answered natively %v, want %v", c.expr, src, ok, c.native)
 			}
@@ -94,5 +105,43 @@ func TestNativeAgreesWithCEL(t *testing.T) {
 				t.Errorf("%s on %s: native %v, CEL %v (error %v)", c.expr, src, got, want, err)
 			}
 		}
+	}
+}
+
+func TestActivation(t *testing.T) {
+	var act Activation
+	names := []string{"obs", "item", "params", "extra"}
+	for i, name := range names {
+		act.Bind(name, types.Int(i))
+	}
+	act.Bind("item", nil)
+	act.Slot("params").Set(types.Int(20))
+	act.Slot("late").Set(types.Int(30))
+	act.Slot("extra").Set(nil)
+	tests := []struct {
+		name string
+		want ref.Val // nil: unbound
+	}{
+		{name: "obs", want: types.Int(0)},
+		{name: "item"},
+		{name: "params", want: types.Int(20)},
+		{name: "extra"},
+		{name: "late", want: types.Int(30)},
+		{name: "never"},
+	}
+	for _, tt := range tests {
+		v, ok := act.ResolveName(tt.name)
+		if tt.want == nil {
+			if ok {
+				t.Errorf("%s resolves to %v, want unbound", tt.name, v)
+			}
+			continue
+		}
+		if !ok || v.(ref.Val).Equal(tt.want) != types.True {
+			t.Errorf("%s resolves to %v (%v), want %v", tt.name, v, ok, tt.want)
+		}
+	}
+	if act.Parent() != nil {
+		t.Error("an Activation has no parent")
 	}
 }

@@ -1,4 +1,4 @@
-package evaluators
+package expr
 
 import (
 	"reflect"

@@ -1,10 +1,11 @@
-package evaluators
+package expr
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,11 +18,14 @@ import (
 // maxJSONDepth bounds nesting, so hostile data cannot exhaust the stack.
 const maxJSONDepth = 200
 
-// parseJSON decodes a JSON document straight into CEL values (objects as
+// ParseJSON decodes a JSON document straight into CEL values (objects as
 // maps with string keys, arrays as lists, every number a double), without
-// the intermediate map[string]any of encoding/json: observations are
-// decoded once each, and this is most of the cost of an evaluation.
-func parseJSON(b []byte) (ref.Val, error) {
+// the intermediate map[string]any of encoding/json: a document is decoded
+// once and then read by every expression over it, and decoding is most of
+// the cost of an evaluation. The result is immutable and safe for
+// concurrent use. It accepts what encoding/json accepts, except documents
+// nested deeper than 200 levels.
+func ParseJSON(b []byte) (Value, error) {
 	// One copy of the document as a string: every string without escapes
 	// is then a substring of it instead of an allocation of its own.
 	p := jsonParser{b: b, doc: string(b)}
@@ -368,7 +372,7 @@ func (p *jsonParser) number() (ref.Val, error) {
 		}
 		return nil, p.errorf("invalid number %s", p.b[start:p.i])
 	}
-	if f >= 0 && f < float64(len(smallDoubles)) && f == float64(int(f)) {
+	if f >= 0 && f < float64(len(smallDoubles)) && f == float64(int(f)) && !math.Signbit(f) {
 		return smallDoubles[int(f)], nil
 	}
 	return types.Double(f), nil
@@ -395,9 +399,11 @@ func smallInteger(num []byte) (ref.Val, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	switch {
-	case n < int64(len(smallDoubles)) && (!neg || n == 0):
-		return smallDoubles[n], true // -0 too, as number has always read it
+	case n < int64(len(smallDoubles)) && !neg:
+		return smallDoubles[n], true
 	case neg:
+		// -0 stays negative zero, as strconv.ParseFloat reads it: 1/-0
+		// is -Inf.
 		return types.Double(-float64(n)), true
 	}
 	return types.Double(float64(n)), true

@@ -1,4 +1,4 @@
-package evaluators
+package expr
 
 import (
 	"math"
@@ -8,15 +8,6 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 )
-
-// A nativeCond evaluates a condition of the common shape (field paths,
-// literals, comparisons, + - * on doubles, && || !) directly in Go, which is
-// several times faster than the CEL interpreter and allocates nothing. It
-// handles only values whose CEL result it reproduces exactly: doubles that
-// are not NaN, strings and bools. On anything else (a missing field, a null,
-// a NaN, a type CEL would refuse or convert) it returns ok false and the
-// caller runs the CEL program, so results and errors stay CEL's.
-type nativeCond func(act *activation) (result bool, ok bool)
 
 // nativeVal is a value in a native evaluation.
 type nativeVal struct {
@@ -35,31 +26,24 @@ const (
 	nativeBool
 )
 
-// nativeExpr evaluates one subexpression; ok false means "ask CEL".
-type nativeExpr func(act *activation) (v nativeVal, ok bool)
+// A nativeExpr evaluates an expression of the common shape (field paths,
+// literals, comparisons, + - * on doubles, && || !) directly in Go, which is
+// several times faster than the CEL interpreter and allocates nothing. It
+// handles only values whose CEL result it reproduces exactly: doubles that
+// are not NaN, strings and bools. On anything else (a missing field, a null,
+// a NaN, a type CEL would refuse or convert) it returns ok false, "ask
+// CEL", and the caller runs the CEL program, so results and errors stay
+// CEL's.
+type nativeExpr func(act *Activation) (v nativeVal, ok bool)
 
 // maxExactInt bounds the int literals compared natively: up to 2^53 an int
 // converts to a double exactly, so comparing it as a double is what CEL's
 // double-int comparison does.
 const maxExactInt = 1 << 53
 
-// compileNative returns the native form of a boolean condition, or nil when
-// its shape is not one compileNative knows.
-func compileNative(e ast.Expr) nativeCond {
-	f := nativeOf(e)
-	if f == nil {
-		return nil
-	}
-	return func(act *activation) (bool, bool) {
-		v, ok := f(act)
-		if !ok || v.kind != nativeBool {
-			return false, false
-		}
-		return v.b, true
-	}
-}
-
-func nativeOf(e ast.Expr) nativeExpr {
+// nativeOf returns the native form of e over vars, or nil when its shape is
+// not one nativeOf knows.
+func nativeOf(e ast.Expr, vars []Var) nativeExpr {
 	switch e.Kind() {
 	case ast.LiteralKind:
 		return nativeLiteral(e.AsLiteral())
@@ -68,7 +52,7 @@ func nativeOf(e ast.Expr) nativeExpr {
 		if !ok {
 			return nil
 		}
-		return nativePath(chain)
+		return nativePath(chain, vars)
 	case ast.CallKind:
 		c := e.AsCall()
 		if c.IsMemberFunction() {
@@ -76,7 +60,7 @@ func nativeOf(e ast.Expr) nativeExpr {
 		}
 		args := make([]nativeExpr, len(c.Args()))
 		for i, a := range c.Args() {
-			if args[i] = nativeOf(a); args[i] == nil {
+			if args[i] = nativeOf(a, vars); args[i] == nil {
 				return nil
 			}
 		}
@@ -105,23 +89,26 @@ func nativeLiteral(v ref.Val) nativeExpr {
 	default:
 		return nil
 	}
-	return func(*activation) (nativeVal, bool) { return nv, true }
+	return func(*Activation) (nativeVal, bool) { return nv, true }
 }
 
-// nativePath selects a field path through decoded JSON objects.
-func nativePath(chain []string) nativeExpr {
-	root, fields := chain[0], chain[1:]
-	if root != varObs && root != varItem {
+// nativePath selects a field path, rooted at one of vars, through decoded
+// JSON objects.
+func nativePath(chain []string, vars []Var) nativeExpr {
+	fields := chain[1:]
+	slot := varSlot(vars, chain[0])
+	if slot < 0 {
 		return nil
 	}
-	return func(act *activation) (nativeVal, bool) {
-		var cur ref.Val
-		switch {
-		case root == varObs:
-			cur = act.obs
-		case act.hasItem:
-			cur = act.item
-		default:
+	// The caller's name for the variable rather than the parser's copy:
+	// binding uses the same string, which compares fastest.
+	root := vars[slot].Name
+	return func(act *Activation) (nativeVal, bool) {
+		cur, ok := act.at(slot, root)
+		if !ok {
+			cur = act.lookup(root)
+		}
+		if cur == nil {
 			return nativeVal{}, false
 		}
 		for _, f := range fields {
@@ -152,7 +139,7 @@ func nativeCall(fn string, args []nativeExpr) nativeExpr {
 	switch {
 	case fn == operators.LogicalNot && len(args) == 1:
 		x := args[0]
-		return func(act *activation) (nativeVal, bool) {
+		return func(act *Activation) (nativeVal, bool) {
 			v, ok := x(act)
 			if !ok || v.kind != nativeBool {
 				return nativeVal{}, false
@@ -169,7 +156,7 @@ func nativeCall(fn string, args []nativeExpr) nativeExpr {
 		// when the other fails; deciding on the left one and asking CEL
 		// whenever a side is not native keeps to that.
 		decides := fn == operators.LogicalOr
-		return func(act *activation) (nativeVal, bool) {
+		return func(act *Activation) (nativeVal, bool) {
 			a, ok := l(act)
 			if !ok || a.kind != nativeBool {
 				return nativeVal{}, false
@@ -186,7 +173,7 @@ func nativeCall(fn string, args []nativeExpr) nativeExpr {
 	case operators.Add, operators.Subtract, operators.Multiply:
 		// On two doubles CEL does IEEE arithmetic, as Go does; a NaN
 		// result is refused by whatever uses it.
-		return func(act *activation) (nativeVal, bool) {
+		return func(act *Activation) (nativeVal, bool) {
 			a, ok := l(act)
 			if !ok || a.kind != nativeDouble {
 				return nativeVal{}, false
@@ -211,7 +198,7 @@ func nativeCall(fn string, args []nativeExpr) nativeExpr {
 		}
 	case operators.Equals, operators.NotEquals:
 		want := fn == operators.Equals
-		return func(act *activation) (nativeVal, bool) {
+		return func(act *Activation) (nativeVal, bool) {
 			a, ok := l(act)
 			if !ok {
 				return nativeVal{}, false
@@ -234,7 +221,7 @@ func nativeCall(fn string, args []nativeExpr) nativeExpr {
 			return nativeVal{kind: nativeBool, b: eq == want}, true
 		}
 	case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
-		return func(act *activation) (nativeVal, bool) {
+		return func(act *Activation) (nativeVal, bool) {
 			a, ok := l(act)
 			if !ok || !isNumber(a) {
 				return nativeVal{}, false
