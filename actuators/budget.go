@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/operator-dev/operator/schemas"
 )
 
 // Kinds of budget entries.
@@ -140,7 +142,7 @@ func (r *budgetRecord) status(subject string, now time.Time) BudgetStatus {
 
 // budgets reads and changes the per-subject records in the control bucket.
 type budgets struct {
-	control Store
+	control schemas.Store
 	limits  limits
 }
 

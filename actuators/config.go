@@ -201,42 +201,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Errors a Store reports, matched with errors.Is. They are the buckets'
-// shared errors in schemas, which internal/bus's KV returns.
-var (
-	// ErrNotFound: the key does not exist.
-	ErrNotFound = schemas.ErrKeyNotFound
-	// ErrConflict: a compare-and-swap lost against another writer.
-	ErrConflict = schemas.ErrRevisionConflict
-)
-
 func permanent(err error) error { return schemas.Permanent(err) }
 
-// Store is a key-value bucket with compare-and-swap. Implementations must be
-// safe for concurrent use.
-type Store interface {
-	// Get returns the value and revision of key, or an error matching
-	// ErrNotFound.
-	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
-	// CompareAndSwap writes value if key is at revision (0: key must not
-	// exist) and returns the new revision, or an error matching
-	// ErrConflict.
-	CompareAndSwap(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
-}
-
-// ControlStore is the operator_control bucket: a Store that can also list
+// ControlStore is the operator_control bucket: a schemas.Store that can also list
 // and delete keys, for sweeping approvals.
 type ControlStore interface {
-	Store
+	schemas.Store
 	Keys(ctx context.Context) ([]string, error)
 	Delete(ctx context.Context, key string) error
-}
-
-// Publisher publishes one event on a NATS subject; the event id is the
-// deduplication id, so publishing one id twice within the stream's dedup
-// window stores it once.
-type Publisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
 }
 
 // A Delivery is one delivery of an event by a durable consumer.
@@ -276,7 +248,7 @@ type ConsumerSpec struct {
 // internal/bus to it; this package does not import the bus, so nothing of
 // NATS (nor anything it links) is in its import graph.
 type Bus interface {
-	Publisher
+	schemas.Publisher
 	// Consume runs a durable consumer until ctx is done, then drains: it
 	// returns once in-flight handlers have finished.
 	Consume(ctx context.Context, spec ConsumerSpec, h Handler) error
@@ -291,9 +263,9 @@ type Deps struct {
 	Bus Bus
 	// Alerts is the evaluator's state (operator_evaluator_state), read by
 	// the precondition gate.
-	Alerts Store
+	Alerts schemas.Store
 	// Ledger is operator_actuator_ledger.
-	Ledger Store
+	Ledger schemas.Store
 	// Control is operator_control: kill switch, approvals, budgets.
 	Control ControlStore
 	// Subjects are the subjects this worker acts on, by name.

@@ -49,7 +49,7 @@ func killSwitchKey(subject string) string {
 // from acting on ks.Subject (all subjects when empty) until it is released
 // with Engaged false. It takes effect for each request at its next gate, and
 // between retries of one in progress.
-func SetKillSwitch(ctx context.Context, control Store, ks KillSwitch) error {
+func SetKillSwitch(ctx context.Context, control schemas.Store, ks KillSwitch) error {
 	if ks.Subject != "" {
 		if err := schemas.ValidToken(ks.Subject); err != nil {
 			return fmt.Errorf("kill switch subject: %w", err)
@@ -64,7 +64,7 @@ func SetKillSwitch(ctx context.Context, control Store, ks KillSwitch) error {
 
 // engagedKillSwitch returns the engaged kill switch that applies to subject
 // (the global one first), or nil.
-func engagedKillSwitch(ctx context.Context, control Store, subject string) (*KillSwitch, error) {
+func engagedKillSwitch(ctx context.Context, control schemas.Store, subject string) (*KillSwitch, error) {
 	for _, key := range []string{killSwitchKey(""), killSwitchKey(subject)} {
 		var ks KillSwitch
 		found, err := getJSON(ctx, control, key, &ks)
@@ -147,7 +147,7 @@ type Decision struct {
 // once). A request whose approval has expired is expired, resubmitted so the
 // worker records it, and ErrApprovalExpired is returned. now is the time of
 // the decision.
-func Decide(ctx context.Context, control Store, pub Publisher, subjects schemas.Subjects, requestID string, d Decision, now time.Time) (Approval, error) {
+func Decide(ctx context.Context, control schemas.Store, pub schemas.Publisher, subjects schemas.Subjects, requestID string, d Decision, now time.Time) (Approval, error) {
 	if !d.Approve && strings.TrimSpace(d.Reason) == "" {
 		return Approval{}, errors.New("a rejection needs a reason")
 	}
@@ -205,7 +205,7 @@ func Decide(ctx context.Context, control Store, pub Publisher, subjects schemas.
 
 // resubmit publishes the request of an approval record again, as the
 // deterministic decision event.
-func resubmit(ctx context.Context, pub Publisher, subjects schemas.Subjects, rec Approval, source string, now time.Time) error {
+func resubmit(ctx context.Context, pub schemas.Publisher, subjects schemas.Subjects, rec Approval, source string, now time.Time) error {
 	if source == "" {
 		source = "/actuators/approvals"
 	}
@@ -342,11 +342,11 @@ var errUnchanged = errors.New("unchanged")
 // casLoop reads key, computes its new value with update (found is false
 // when the key does not exist) and writes it with compare-and-swap, retrying
 // on conflict. update returning errUnchanged ends the loop without writing.
-func casLoop(ctx context.Context, s Store, key string, update func(cur []byte, found bool) ([]byte, error)) error {
+func casLoop(ctx context.Context, s schemas.Store, key string, update func(cur []byte, found bool) ([]byte, error)) error {
 	for range maxCASRetries {
 		cur, rev, err := s.Get(ctx, key)
 		found := err == nil
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, schemas.ErrKeyNotFound) {
 			return err
 		}
 		next, err := update(cur, found)
@@ -361,17 +361,17 @@ func casLoop(ctx context.Context, s Store, key string, update func(cur []byte, f
 		}
 		if _, err := s.CompareAndSwap(ctx, key, next, rev); err == nil {
 			return nil
-		} else if !errors.Is(err, ErrConflict) {
+		} else if !errors.Is(err, schemas.ErrRevisionConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("update %s: %w after %d attempts", key, ErrConflict, maxCASRetries)
+	return fmt.Errorf("update %s: %w after %d attempts", key, schemas.ErrRevisionConflict, maxCASRetries)
 }
 
 // getJSON reads key into v; found is false when it does not exist.
-func getJSON(ctx context.Context, s Store, key string, v any) (found bool, err error) {
+func getJSON(ctx context.Context, s schemas.Store, key string, v any) (found bool, err error) {
 	b, _, err := s.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, schemas.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {

@@ -17,7 +17,8 @@
 // A subject plugs in with a [Subject]: its [Catalog] and an [Executor] that
 // calls its API, both from the subject's folder (subjects/<name>). The
 // pipeline package builds them from its deployments and adapts internal/bus
-// to the small interfaces declared here ([Bus], [Store], [ControlStore]).
+// to the small interfaces declared here ([Bus], [ControlStore]) and to the
+// ports shared with the other stages ([schemas.Store], [schemas.Publisher]).
 // This package must never import a subject (subjects/*, ratelimiter),
 // observers, internal/bus or NATS, and no code path in it runs a process or
 // a shell: TestNoShell checks its whole import graph.

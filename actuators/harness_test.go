@@ -275,7 +275,7 @@ func (h *harness) verification(id string) schemas.ActionVerification {
 }
 
 // putJSON writes v under key in s.
-func putJSON(t testing.TB, s Store, key string, v any) {
+func putJSON(t testing.TB, s schemas.Store, key string, v any) {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -39,14 +39,14 @@ type LedgerEntry struct {
 }
 
 // ReadLedger returns the ledger entry of a request, or an error matching
-// ErrNotFound.
-func ReadLedger(ctx context.Context, ledger Store, requestID string) (LedgerEntry, error) {
+// schemas.ErrKeyNotFound.
+func ReadLedger(ctx context.Context, ledger schemas.Store, requestID string) (LedgerEntry, error) {
 	var e LedgerEntry
 	_, err := readLedger(ctx, ledger, requestID, &e)
 	return e, err
 }
 
-func readLedger(ctx context.Context, ledger Store, requestID string, e *LedgerEntry) (uint64, error) {
+func readLedger(ctx context.Context, ledger schemas.Store, requestID string, e *LedgerEntry) (uint64, error) {
 	b, rev, err := ledger.Get(ctx, requestID)
 	if err != nil {
 		return 0, err
@@ -57,9 +57,9 @@ func readLedger(ctx context.Context, ledger Store, requestID string, e *LedgerEn
 	return rev, nil
 }
 
-// createLedger writes a new entry; it fails with ErrConflict when the
+// createLedger writes a new entry; it fails with schemas.ErrRevisionConflict when the
 // request id already has one.
-func createLedger(ctx context.Context, ledger Store, e LedgerEntry) (uint64, error) {
+func createLedger(ctx context.Context, ledger schemas.Store, e LedgerEntry) (uint64, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return 0, err
@@ -68,7 +68,7 @@ func createLedger(ctx context.Context, ledger Store, e LedgerEntry) (uint64, err
 }
 
 // updateLedger replaces the entry at revision rev.
-func updateLedger(ctx context.Context, ledger Store, e LedgerEntry, rev uint64) (uint64, error) {
+func updateLedger(ctx context.Context, ledger schemas.Store, e LedgerEntry, rev uint64) (uint64, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return 0, err
@@ -78,11 +78,11 @@ func updateLedger(ctx context.Context, ledger Store, e LedgerEntry, rev uint64) 
 
 // recordVerification adds v to the request's ledger entry; a missing entry
 // is not an error (the result came from elsewhere).
-func recordVerification(ctx context.Context, ledger Store, v schemas.ActionVerification) error {
+func recordVerification(ctx context.Context, ledger schemas.Store, v schemas.ActionVerification) error {
 	for range maxCASRetries {
 		var e LedgerEntry
 		rev, err := readLedger(ctx, ledger, v.RequestID, &e)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, schemas.ErrKeyNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -91,9 +91,9 @@ func recordVerification(ctx context.Context, ledger Store, v schemas.ActionVerif
 		e.Verification = &v
 		if _, err := updateLedger(ctx, ledger, e, rev); err == nil {
 			return nil
-		} else if !errors.Is(err, ErrConflict) {
+		} else if !errors.Is(err, schemas.ErrRevisionConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("record verification of %s: %w", v.RequestID, ErrConflict)
+	return fmt.Errorf("record verification of %s: %w", v.RequestID, schemas.ErrRevisionConflict)
 }

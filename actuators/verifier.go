@@ -59,7 +59,7 @@ func (w *Worker) handleCompleted(ctx, run context.Context, m *Delivery) error {
 	switch {
 	case err == nil && entry.Verification != nil:
 		return w.publishVerification(ctx, *entry.Verification, corr)
-	case err != nil && !errors.Is(err, ErrNotFound):
+	case err != nil && !errors.Is(err, schemas.ErrKeyNotFound):
 		return fmt.Errorf("read ledger: %w", err)
 	}
 

@@ -496,7 +496,7 @@ func (w *Worker) approval(ctx context.Context, req schemas.ActionRequest, corr s
 func (w *Worker) replayIfRecorded(ctx context.Context, req schemas.ActionRequest, corr string, now time.Time, log *slog.Logger) (done bool, err error) {
 	var entry LedgerEntry
 	rev, err := readLedger(ctx, w.deps.Ledger, req.ID, &entry)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, schemas.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -516,7 +516,7 @@ func (w *Worker) replayIfRecorded(ctx context.Context, req schemas.ActionRequest
 	switch {
 	case haveResult:
 		if _, err := updateLedger(ctx, w.deps.Ledger, u.entry, u.rev); err != nil {
-			if errors.Is(err, ErrConflict) {
+			if errors.Is(err, schemas.ErrRevisionConflict) {
 				w.forget(req.ID)
 			}
 			return true, fmt.Errorf("record result: %w", err)
@@ -560,7 +560,7 @@ func (w *Worker) conclude(ctx context.Context, req schemas.ActionRequest, corr s
 	}
 	entry := LedgerEntry{RequestID: req.ID, State: LedgerDone, Worker: w.cfg.WorkerID, CorrelationID: corr, Result: &res}
 	if _, err := createLedger(ctx, w.deps.Ledger, entry); err != nil {
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, schemas.ErrRevisionConflict) {
 			// Another delivery decided or claimed it first; follow it.
 			done, err := w.replayIfRecorded(ctx, req, corr, now, log)
 			if !done && err == nil {
@@ -595,7 +595,7 @@ func (w *Worker) execute(ctx context.Context, m *Delivery, req schemas.ActionReq
 	entry := LedgerEntry{RequestID: req.ID, State: LedgerClaimed, Worker: w.cfg.WorkerID, ClaimedAt: now,
 		LeaseUntil: now.Add(w.maxExecution(timeout) + w.cfg.LeaseMargin), CorrelationID: corr}
 	rev, err := createLedger(ctx, w.deps.Ledger, entry)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, schemas.ErrRevisionConflict) {
 		done, err := w.replayIfRecorded(ctx, req, corr, now, log)
 		if !done && err == nil {
 			err = fmt.Errorf("ledger entry of %s changed under us", req.ID)

@@ -81,11 +81,6 @@ type Subject struct {
 	Prometheus Querier
 }
 
-// Publisher publishes one event; the event id is the deduplication id.
-type Publisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
-
 // Reader is what the diagnoser reads the streams with: observations by
 // subject and the action history. internal/bus satisfies it.
 type Reader interface {
@@ -97,7 +92,7 @@ type Reader interface {
 type Deps struct {
 	Events    Reader
 	Alerts    AlertStore
-	Publisher Publisher
+	Publisher schemas.Publisher
 	// Subjects by name; a violation of another subject gets the default
 	// playbook.
 	Subjects map[string]Subject

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/operator-dev/operator/schemas"
 )
 
 // benchRules are 10 rules of the kinds a rate limiter rule set has: per
@@ -77,7 +78,7 @@ func BenchmarkEngine(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub := PublisherFunc(func(context.Context, string, event.Event) error { return nil })
+	pub := schemas.PublisherFunc(func(context.Context, string, event.Event) error { return nil })
 	e, err := NewEngine(Config{}, []*RuleSet{rs}, &MemoryStore{}, pub)
 	if err != nil {
 		b.Fatal(err)

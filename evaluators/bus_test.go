@@ -73,7 +73,7 @@ func observation(t *testing.T, i int, nodes ...string) event.Event {
 	return e
 }
 
-func stateStore(t *testing.T, b *bus.Bus) evaluators.StateStore {
+func stateStore(t *testing.T, b *bus.Bus) schemas.Store {
 	t.Helper()
 	kv, err := b.KV(bustest.Context(t, 10*time.Second), schemas.BucketEvaluatorState)
 	if err != nil {
@@ -263,14 +263,14 @@ func TestBusKVErrorsAreTheEngines(t *testing.T) {
 	b := bustest.New(t)
 	s := stateStore(t, b)
 	ctx := bustest.Context(t, 10*time.Second)
-	if _, _, err := s.Get(ctx, "ratelimiter/demo/node_down/n1"); !errors.Is(err, evaluators.ErrNotFound) {
-		t.Fatalf("missing key: %v, want ErrNotFound", err)
+	if _, _, err := s.Get(ctx, "ratelimiter/demo/node_down/n1"); !errors.Is(err, schemas.ErrKeyNotFound) {
+		t.Fatalf("missing key: %v, want schemas.ErrKeyNotFound", err)
 	}
 	if _, err := s.CompareAndSwap(ctx, "k", []byte("a"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CompareAndSwap(ctx, "k", []byte("b"), 0); !errors.Is(err, evaluators.ErrConflict) {
-		t.Fatalf("lost create: %v, want ErrConflict", err)
+	if _, err := s.CompareAndSwap(ctx, "k", []byte("b"), 0); !errors.Is(err, schemas.ErrRevisionConflict) {
+		t.Fatalf("lost create: %v, want schemas.ErrRevisionConflict", err)
 	}
 	if _, ok := s.(evaluators.KeyLister); !ok {
 		t.Fatal("the bucket does not list keys; staleness needs it")

@@ -17,8 +17,10 @@
 // consumer loop, which stamps the arrival of each observation and ticks the
 // staleness check.
 //
-// The engine reaches the outside world through small interfaces declared
-// here ([StateStore], [Publisher], [Source]); internal/bus satisfies them.
-// This package must never import a subject package (observers/*,
-// actuators/*, ratelimiter) nor NATS (nats.go, nats-server) directly.
+// The engine reaches the outside world through the ports the stages share
+// ([schemas.Store], [schemas.Publisher]) and its own [Source]; internal/bus
+// satisfies them. The rule file format is package rulefmt; the CEL it
+// compiles is internal/expr, shared with the actuators' verify. This
+// package must never import a subject (subjects/*, ratelimiter) nor NATS
+// (nats.go, nats-server) directly.
 package evaluators

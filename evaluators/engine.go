@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ var ErrInvalidObservation error = schemas.PermanentKind("invalid observation")
 var ErrNoRules error = schemas.PermanentKind("no rule set for subject")
 
 // Engine evaluates observations against rule sets, keeps alert state in a
-// StateStore with compare-and-swap and publishes violations and action
+// schemas.Store with compare-and-swap and publishes violations and action
 // requests through a Publisher. Its methods are safe for concurrent use:
 // several goroutines, processes or hosts may run engines on the same store
 // and stream.
@@ -58,8 +59,8 @@ var ErrNoRules error = schemas.PermanentKind("no rule set for subject")
 type Engine struct {
 	cfg      Config
 	log      *slog.Logger
-	store    StateStore
-	pub      Publisher
+	store    schemas.Store
+	pub      schemas.Publisher
 	subjects schemas.Subjects
 	source   string
 	rules    map[string]*subjectRules
@@ -80,7 +81,7 @@ type instanceRef struct{ subject, instance string }
 
 // NewEngine builds an engine over checked rule sets (from LoadRuleSets or
 // ParseRuleSet).
-func NewEngine(cfg Config, sets []*RuleSet, store StateStore, pub Publisher) (*Engine, error) {
+func NewEngine(cfg Config, sets []*RuleSet, store schemas.Store, pub schemas.Publisher) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("evaluator config: %w", err)
 	}
@@ -126,7 +127,7 @@ func NewEngine(cfg Config, sets []*RuleSet, store StateStore, pub Publisher) (*E
 }
 
 // Subjects returns the subjects the engine has rules for, sorted.
-func (e *Engine) Subjects() []string { return sortedKeys(e.rules) }
+func (e *Engine) Subjects() []string { return slices.Sorted(maps.Keys(e.rules)) }
 
 // staleAfter is the staleness threshold of an instance of sr whose observer
 // polls every intervalMS.
@@ -402,7 +403,7 @@ func (e *Engine) Observe(ctx context.Context, ev event.Event, receivedAt time.Ti
 		if !re.complete() {
 			continue // a failure is not an empty result
 		}
-		for _, key := range sortedKeys(inst.Active[re.rule.Name]) {
+		for _, key := range slices.Sorted(maps.Keys(inst.Active[re.rule.Name])) {
 			if visited[key] {
 				continue
 			}
@@ -533,7 +534,7 @@ func (e *Engine) update(ctx context.Context, subject, key string, fn func(cur in
 		exists := true
 		var cur instanceRecord
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, schemas.ErrKeyNotFound):
 			exists, rev = false, 0
 		case err != nil:
 			return fmt.Errorf("read instance record %s: %w", key, err)
@@ -551,7 +552,7 @@ func (e *Engine) update(ctx context.Context, subject, key string, fn func(cur in
 			return fmt.Errorf("encode instance record %s: %w", key, err)
 		}
 		_, err = e.store.CompareAndSwap(ctx, key, b, rev)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, schemas.ErrRevisionConflict) {
 			e.m.conflicts.WithLabelValues(subject).Inc()
 			continue
 		}
@@ -560,7 +561,7 @@ func (e *Engine) update(ctx context.Context, subject, key string, fn func(cur in
 		}
 		return nil
 	}
-	return fmt.Errorf("write instance record %s: %d conflicts in a row: %w", key, e.cfg.MaxConflictRetries+1, ErrConflict)
+	return fmt.Errorf("write instance record %s: %d conflicts in a row: %w", key, e.cfg.MaxConflictRetries+1, schemas.ErrRevisionConflict)
 }
 
 // pass is the application of one observation (or one staleness check) to
@@ -733,7 +734,7 @@ func (p *pass) visit(ctx context.Context, r *Rule, key string, res Result, now t
 			x   alertExtra
 		)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, schemas.ErrKeyNotFound):
 			rev = 0
 		case err != nil:
 			return fmt.Errorf("read alert %s: %w", fp, err)
@@ -789,7 +790,7 @@ func (p *pass) visit(ctx context.Context, r *Rule, key string, res Result, now t
 			return err
 		}
 		newRev, err := e.store.CompareAndSwap(ctx, fp, b, rev)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, schemas.ErrRevisionConflict) {
 			e.m.conflicts.WithLabelValues(p.subject).Inc()
 			continue
 		}
@@ -810,7 +811,7 @@ func (p *pass) visit(ctx context.Context, r *Rule, key string, res Result, now t
 		p.noteDone(r.Name, key, next)
 		return nil
 	}
-	return fmt.Errorf("write alert %s: %d conflicts in a row: %w", fp, e.cfg.MaxConflictRetries+1, ErrConflict)
+	return fmt.Errorf("write alert %s: %d conflicts in a row: %w", fp, e.cfg.MaxConflictRetries+1, schemas.ErrRevisionConflict)
 }
 
 // clearOutbox removes published events from the record. Losing the race is
@@ -820,7 +821,7 @@ func (e *Engine) clearOutbox(ctx context.Context, id fpID, a Alert, x alertExtra
 	if err != nil {
 		return err
 	}
-	if _, err := e.store.CompareAndSwap(ctx, id.fingerprint(), b, rev); err != nil && !errors.Is(err, ErrConflict) {
+	if _, err := e.store.CompareAndSwap(ctx, id.fingerprint(), b, rev); err != nil && !errors.Is(err, schemas.ErrRevisionConflict) {
 		return fmt.Errorf("clear outbox of %s: %w", id.fingerprint(), err)
 	}
 	return nil
@@ -895,7 +896,7 @@ func (p *pass) stale(ctx context.Context, at time.Time, cause string) error {
 		if r.OnMissing != OnMissingResolve {
 			continue
 		}
-		for _, key := range sortedKeys(p.inst.Active[r.Name]) {
+		for _, key := range slices.Sorted(maps.Keys(p.inst.Active[r.Name])) {
 			if err := p.visit(ctx, r, key, ResultMissing, at, cause, nil); err != nil {
 				return err
 			}
@@ -949,12 +950,12 @@ func (e *Engine) instanceKeys(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 func (e *Engine) checkInstance(ctx context.Context, key string, now, notBefore time.Time) error {
 	raw, _, err := e.store.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, schemas.ErrKeyNotFound) {
 		return nil
 	}
 	if err != nil {

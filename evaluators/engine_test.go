@@ -368,7 +368,7 @@ func TestEngineVanishedItem(t *testing.T) {
 	}
 }
 
-func instanceOf(t *testing.T, s StateStore, subject, instance string) instanceRecord {
+func instanceOf(t *testing.T, s schemas.Store, subject, instance string) instanceRecord {
 	t.Helper()
 	raw, _, err := s.Get(ctxT(t), instanceKey(subject, instance))
 	if err != nil {
@@ -530,17 +530,17 @@ func TestMemoryStoreEnforcesRevisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CompareAndSwap(ctx, "k", []byte("b"), 0); !errors.Is(err, ErrConflict) {
+	if _, err := s.CompareAndSwap(ctx, "k", []byte("b"), 0); !errors.Is(err, schemas.ErrRevisionConflict) {
 		t.Fatalf("create over an existing key: %v", err)
 	}
 	r2, err := s.CompareAndSwap(ctx, "k", []byte("b"), r1)
 	if err != nil || r2 <= r1 {
 		t.Fatalf("update: %d %v", r2, err)
 	}
-	if _, err := s.CompareAndSwap(ctx, "k", []byte("c"), r1); !errors.Is(err, ErrConflict) {
+	if _, err := s.CompareAndSwap(ctx, "k", []byte("c"), r1); !errors.Is(err, schemas.ErrRevisionConflict) {
 		t.Fatalf("stale revision: %v", err)
 	}
-	if _, _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Get(ctx, "nope"); !errors.Is(err, schemas.ErrKeyNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
 }

@@ -158,7 +158,7 @@ func parseRules(t testing.TB, src string) []*RuleSet {
 	return []*RuleSet{rs}
 }
 
-func newTestEngine(t testing.TB, sets []*RuleSet, store StateStore, pub Publisher) *Engine {
+func newTestEngine(t testing.TB, sets []*RuleSet, store schemas.Store, pub schemas.Publisher) *Engine {
 	t.Helper()
 	e, err := NewEngine(Config{}, sets, store, pub)
 	if err != nil {
@@ -175,7 +175,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 // alertOf reads the alert record of a fingerprint.
-func alertOf(t testing.TB, s StateStore, fp string) (Alert, alertExtra, bool) {
+func alertOf(t testing.TB, s schemas.Store, fp string) (Alert, alertExtra, bool) {
 	t.Helper()
 	raw, _, err := s.Get(context.Background(), fp)
 	if err != nil {

@@ -31,7 +31,7 @@ type ReplayStats struct {
 // observations. The same input gives the same output, byte for byte.
 func Replay(ctx context.Context, cfg Config, sets []*RuleSet, next func() (event.Event, error), emit func(subject string, e event.Event) error) (ReplayStats, error) {
 	var st ReplayStats
-	pub := PublisherFunc(func(_ context.Context, subject string, e event.Event) error {
+	pub := schemas.PublisherFunc(func(_ context.Context, subject string, e event.Event) error {
 		st.Emitted++
 		return emit(subject, e)
 	})

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -260,7 +262,7 @@ func runTest(ctx context.Context, file string, sets []*RuleSet, tc *RuleTest) ([
 
 	store := &MemoryStore{}
 	var pending []event.Event
-	pub := PublisherFunc(func(_ context.Context, _ string, e event.Event) error {
+	pub := schemas.PublisherFunc(func(_ context.Context, _ string, e event.Event) error {
 		pending = append(pending, e)
 		return nil
 	})
@@ -408,7 +410,7 @@ func diffAlerts(where, name string, st State, want []TestAlert, got []testAlertS
 		if w.Summary != "" && w.Summary != a.x.Summary {
 			lines = append(lines, fmt.Sprintf("~ %s  summary %q, want %q", alertName(w.Rule, w.Key), a.x.Summary, w.Summary))
 		}
-		for _, l := range sortedKeys(w.Labels) {
+		for _, l := range slices.Sorted(maps.Keys(w.Labels)) {
 			if a.x.Labels[l] != w.Labels[l] {
 				lines = append(lines, fmt.Sprintf("~ %s  label %s=%q, want %q", alertName(w.Rule, w.Key), l, a.x.Labels[l], w.Labels[l]))
 			}

@@ -6,32 +6,8 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/operator-dev/operator/schemas"
 )
-
-// ErrNotFound is returned (wrapped or matched with errors.Is) by a
-// StateStore's Get for a key that does not exist.
-// It is schemas.ErrKeyNotFound, which internal/bus's KV returns.
-var ErrNotFound = schemas.ErrKeyNotFound
-
-// ErrConflict is returned (wrapped or matched with errors.Is) by a
-// StateStore's CompareAndSwap when the key's revision is not the one given.
-// It is schemas.ErrRevisionConflict.
-var ErrConflict = schemas.ErrRevisionConflict
-
-// StateStore is the key-value bucket that holds alert state
-// (schemas.BucketEvaluatorState). Implementations must be safe for
-// concurrent use. Keys may be any string.
-type StateStore interface {
-	// Get returns the value and revision of key, or an error matching
-	// ErrNotFound.
-	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
-	// CompareAndSwap writes value if key's current revision is revision
-	// (0: only if key does not exist) and returns the new revision; it
-	// returns an error matching ErrConflict otherwise.
-	CompareAndSwap(ctx context.Context, key string, value []byte, revision uint64) (newRevision uint64, err error)
-}
 
 // KeyLister is implemented by state stores that can list their keys. The
 // staleness ticker uses it to find instances seen by other workers.
@@ -39,23 +15,7 @@ type KeyLister interface {
 	Keys(ctx context.Context) ([]string, error)
 }
 
-// Publisher publishes one event on a NATS subject. The event id is the
-// deduplication id: publishing the same id twice within the stream's
-// duplicate window stores it once. Implementations must be safe for
-// concurrent use.
-type Publisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
-
-// PublisherFunc adapts a function to Publisher.
-type PublisherFunc func(ctx context.Context, subject string, e event.Event) error
-
-// Publish calls f.
-func (f PublisherFunc) Publish(ctx context.Context, subject string, e event.Event) error {
-	return f(ctx, subject, e)
-}
-
-// MemoryStore is an in-memory StateStore with the semantics of a JetStream
+// MemoryStore is an in-memory schemas.Store with the semantics of a JetStream
 // key-value bucket: one revision sequence for the whole bucket, and
 // CompareAndSwap that really enforces revisions. Replay and the rules test
 // runner use it, and tests use it as a fake. The zero value is ready; it is
@@ -72,8 +32,8 @@ type memoryEntry struct {
 }
 
 var (
-	_ StateStore = (*MemoryStore)(nil)
-	_ KeyLister  = (*MemoryStore)(nil)
+	_ schemas.Store = (*MemoryStore)(nil)
+	_ KeyLister     = (*MemoryStore)(nil)
 )
 
 // Get returns a copy of key's value and its revision.
@@ -82,7 +42,7 @@ func (s *MemoryStore) Get(_ context.Context, key string) ([]byte, uint64, error)
 	defer s.mu.Unlock()
 	e, ok := s.data[key]
 	if !ok {
-		return nil, 0, fmt.Errorf("get %q: %w", key, ErrNotFound)
+		return nil, 0, fmt.Errorf("get %q: %w", key, schemas.ErrKeyNotFound)
 	}
 	return append([]byte(nil), e.value...), e.revision, nil
 }
@@ -95,11 +55,11 @@ func (s *MemoryStore) CompareAndSwap(_ context.Context, key string, value []byte
 	e, ok := s.data[key]
 	switch {
 	case revision == 0 && ok:
-		return 0, fmt.Errorf("create %q: exists at revision %d: %w", key, e.revision, ErrConflict)
+		return 0, fmt.Errorf("create %q: exists at revision %d: %w", key, e.revision, schemas.ErrRevisionConflict)
 	case revision != 0 && !ok:
-		return 0, fmt.Errorf("update %q: does not exist: %w", key, ErrConflict)
+		return 0, fmt.Errorf("update %q: does not exist: %w", key, schemas.ErrRevisionConflict)
 	case revision != 0 && e.revision != revision:
-		return 0, fmt.Errorf("update %q: revision %d, expected %d: %w", key, e.revision, revision, ErrConflict)
+		return 0, fmt.Errorf("update %q: revision %d, expected %d: %w", key, e.revision, revision, schemas.ErrRevisionConflict)
 	}
 	if s.data == nil {
 		s.data = make(map[string]memoryEntry)

@@ -442,7 +442,7 @@ func TestTiKVStoreDisconnectedEndToEnd(t *testing.T) {
 
 // waitAlert waits until the evaluator has applied the observation made at
 // `at` to the alert with the fingerprint, and returns the alert's record.
-func waitAlert(t *testing.T, alerts actuators.Store, fingerprint string, at time.Time) schemas.AlertRecord {
+func waitAlert(t *testing.T, alerts schemas.Store, fingerprint string, at time.Time) schemas.AlertRecord {
 	t.Helper()
 	var rec schemas.AlertRecord
 	bustest.Eventually(t, e2eWait, func() bool {

@@ -347,7 +347,7 @@ func TestCrashAfterTheAPICallWithRealNodes(t *testing.T) {
 }
 
 type deadStore struct {
-	actuators.Store
+	schemas.Store
 	dead *atomic.Bool
 }
 
