@@ -22,8 +22,18 @@ const exampleRules = "../../evaluators/testdata/rules.yaml"
 
 func TestRulesCheck(t *testing.T) {
 	out, err := run(t, context.Background(), "rules", "check", exampleRules)
-	if err != nil || !strings.Contains(out, "ok (subject ratelimiter, 3 rules)") {
+	if err != nil || !strings.Contains(out, "ok (subject ratelimiter, 3 rules; fields checked against state.v1.json)") {
 		t.Fatalf("good file: %q, %v", out, err)
+	}
+	// A subject without a state schema loads, and says its paths went
+	// unchecked.
+	noSchema := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(noSchema, []byte("subject: nothing\nrules:\n  - {name: r, expr: obs.state.x > 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, context.Background(), "rules", "check", noSchema)
+	if err != nil || !strings.Contains(out, "obs.state fields NOT checked: no state schema for nothing") {
+		t.Errorf("no state schema: %q, %v", out, err)
 	}
 	out, err = run(t, context.Background(), "rules", "check", exampleRules, "../../evaluators/testdata/bad-field-path.yaml")
 	var ee exitError

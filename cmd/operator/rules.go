@@ -34,7 +34,11 @@ func newRulesCheckCmd() *cobra.Command {
 				return exitError{code: 1, msg: fmt.Sprintf("%d problem(s) in %d file(s)", len(problems), len(args))}
 			}
 			for _, rs := range sets {
-				fmt.Fprintf(out, "%s: ok (subject %s, %d rules)\n", rs.File, rs.Subject, len(rs.Rules))
+				checked := "fields checked against " + rs.CheckedAgainst()
+				if rs.CheckedAgainst() == "" {
+					checked = "obs.state fields NOT checked: no state schema for " + rs.Subject + " (set state_schema)"
+				}
+				fmt.Fprintf(out, "%s: ok (subject %s, %d rules; %s)\n", rs.File, rs.Subject, len(rs.Rules), checked)
 			}
 			return nil
 		},
