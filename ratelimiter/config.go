@@ -100,6 +100,7 @@ const (
 	DefaultNodeRetention    = time.Hour
 	DefaultConfigRetention  = 30 * 24 * time.Hour
 	DefaultHotKeysPerBucket = 5000
+	DefaultOverLimitCache   = 100_000
 )
 
 // Bounds on configured values.
@@ -154,6 +155,15 @@ type Config struct {
 	ConfigRetention time.Duration `yaml:"config_retention"`
 	// HotKeysPerBucket caps the distinct keys tracked per second.
 	HotKeysPerBucket int `yaml:"hot_keys_per_bucket"`
+	// OverLimitCache is how many keys known to be over their limit the node
+	// remembers, to deny them without asking Redis while the denial is
+	// certain (see the package doc); 0 means DefaultOverLimitCache,
+	// negative turns the cache off.
+	OverLimitCache int `yaml:"over_limit_cache"`
+	// GoRedisDecisions sends decisions through go-redis, batched, instead
+	// of the node's own pipelining connections: slower, for comparison
+	// and as a fallback.
+	GoRedisDecisions bool `yaml:"go_redis_decisions"`
 
 	// EnableChaos allows [Limiter.SetChaos] and the /api/v1/chaos endpoint.
 	EnableChaos bool `yaml:"enable_chaos"`
@@ -201,6 +211,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConfigRetention == 0 {
 		c.ConfigRetention = DefaultConfigRetention
+	}
+	if c.OverLimitCache == 0 {
+		c.OverLimitCache = DefaultOverLimitCache
 	}
 	if c.HotKeysPerBucket == 0 {
 		c.HotKeysPerBucket = DefaultHotKeysPerBucket

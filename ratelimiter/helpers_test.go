@@ -46,6 +46,7 @@ func newLimiter(tb testing.TB, addr string, cfg Config) *Limiter {
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
+	tb.Cleanup(l.Close)
 	return l
 }
 

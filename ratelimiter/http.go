@@ -1,10 +1,12 @@
 package ratelimiter
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -35,6 +37,7 @@ const (
 // NewHandler returns the node's HTTP API:
 //
 //	POST /v1/check                     decide; 200 allowed, 429 denied or blocked
+//	POST /v1/check:batch               decide up to api.MaxBatch checks; 200 with one decision each
 //	GET  /healthz                      the process is up
 //	GET  /readyz                       Redis reachable, limits loaded, not draining
 //	GET  /metrics                      Prometheus metrics (with a Gatherer)
@@ -62,6 +65,7 @@ func NewHandler(l *Limiter, opts HandlerOptions) http.Handler {
 	auth := func(next http.Handler) http.Handler { return h.audit(token(next)) }
 
 	mux.Handle("POST /v1/check", h.observeCheck(http.HandlerFunc(h.check)))
+	mux.HandleFunc("POST /v1/check:batch", h.checkBatch)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	if opts.Gatherer != nil {
@@ -235,7 +239,15 @@ func (h *handler) check(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("node %s is draining; send checks to another node", h.l.NodeID()))
 		return
 	}
-	req, err := decodeCheckRequest(r.Body)
+	bp, err := readBody(r.Body)
+	defer bodyBufs.Put(bp)
+	var req api.CheckRequest
+	if err != nil || len(*bp) > api.MaxBodyBytes {
+		// Let the general decoder tell what is wrong, in its words.
+		req, err = decodeCheckRequest(io.MultiReader(bytes.NewReader(*bp), r.Body))
+	} else {
+		req, err = decodeCheck(*bp)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -245,12 +257,52 @@ func (h *handler) check(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if !d.Allowed {
-		status = http.StatusTooManyRequests
+	writeDecision(w, d, h.l.NodeID())
+}
+
+// checkBatch decides several checks in one request: the HTTP work of one
+// request, the Redis round trips shared. The answer is 200 with one
+// decision per check (allowed or not is in each); a malformed batch, or a
+// check /v1/check would refuse, refuses the whole batch with its index.
+func (h *handler) checkBatch(w http.ResponseWriter, r *http.Request) {
+	if h.l.Draining() {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r, http.StatusServiceUnavailable, api.CodeDraining,
+			fmt.Sprintf("node %s is draining; send checks to another node", h.l.NodeID()))
+		return
 	}
-	setRateLimitHeaders(w.Header(), d)
-	writeJSON(w, status, d.api(h.l.NodeID()))
+	bp, err := readBody(r.Body)
+	defer bodyBufs.Put(bp)
+	var reqs []api.CheckRequest
+	if err == nil && len(*bp) <= api.MaxBodyBytes {
+		reqs, err = decodeBatch(*bp)
+	} else {
+		var b api.CheckBatch
+		err = decodeJSON(io.MultiReader(bytes.NewReader(*bp), r.Body), &b)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ds, err := h.l.CheckBatch(r.Context(), reqs)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = headerJSON
+	hdr["Cache-Control"] = headerNoStore
+	b := append((*bp)[:0], `{"decisions":[`...)
+	node := h.l.NodeID()
+	for i, d := range ds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendDecisionJSON(b, d.api(node))
+	}
+	b = append(b, "]}\n"...)
+	*bp = b
+	_, _ = w.Write(b)
 }
 
 // api converts d to its wire form.

@@ -16,8 +16,11 @@ const keyPrefix = "ratelimit:"
 // Redis keys of the shared configuration and the node registry. Each group
 // shares a hash tag so one script can touch all of its keys.
 const (
-	limitsKey     = "ratelimit:{config}:limits"
-	versionKey    = "ratelimit:{config}:version"
+	limitsKey  = "ratelimit:{config}:limits"
+	versionKey = "ratelimit:{config}:version"
+	// epochKey counts the actions that give quota back (counter resets,
+	// lifted blocks); every node's over-limit cache follows it.
+	epochKey      = "ratelimit:{config}:epoch"
 	blockIndexKey = "ratelimit:{config}:blocks"
 	changedChan   = "ratelimit:{config}:changed"
 	nodesInfoKey  = "ratelimit:{nodes}:info"

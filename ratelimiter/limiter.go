@@ -86,6 +86,8 @@ type Limiter struct {
 	hot       *hotKeys
 	scripts   map[Algorithm]*redis.Script
 	batch     *batcher
+	pipe      *pipe      // nil for a cluster client
+	overLimit *overLimit // nil when off
 	startedAt time.Time
 
 	table    atomic.Pointer[limitTable]
@@ -115,6 +117,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 		hot:       newHotKeys(cfg.HotKeysPerBucket),
 		scripts:   decisionScripts(),
 		batch:     newBatcher(rdb, maxPipelines, cfg.RedisTimeout),
+		pipe:      pipeFor(rdb, cfg),
+		overLimit: newOverLimit(overLimitSize(cfg)),
 		startedAt: cfg.Now().UTC(),
 	}
 	l.redisUp.Store(true)
@@ -157,6 +161,12 @@ func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, 
 	if cost > lim.Limit {
 		return Decision{}, invalidf("cost %d exceeds the limit %d of key %q", cost, lim.Limit, key)
 	}
+	sent := time.Now()
+	if l.overLimit != nil {
+		if e, ok := l.overLimit.lookup(key, t.version, sent); ok {
+			return l.cachedDenial(key, e, sent), nil
+		}
+	}
 	r, err := l.eval(ctx, opCheck, lim, key, cost)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -165,6 +175,10 @@ func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, 
 		return l.failed(key, lim, pattern, err)
 	}
 	d := r.decision(key, lim, pattern)
+	if l.overLimit != nil && !d.Allowed && !d.Blocked && d.Remaining == 0 && cost == 1 && d.RetryAfter > 0 {
+		l.overLimit.remember(key, overLimitEntry{until: sent.Add(d.RetryAfter), resetAt: sent.Add(d.ResetAfter),
+			lim: lim, pattern: pattern, table: t.version, count: d.Count, redisNow: d.Time, sentAt: sent})
+	}
 	result := resultDenied
 	switch {
 	case d.Blocked:
@@ -175,6 +189,51 @@ func (l *Limiter) Check(ctx context.Context, key string, cost int64) (Decision, 
 	l.metrics.countCheck(result, lim.Algorithm)
 	l.hot.record(key, d.Allowed, d.Time)
 	return d, nil
+}
+
+// overLimitSize is the over-limit cache's size for cfg. The cache times
+// its entries on this process's monotonic clock, which tracks Redis TIME;
+// a node deciding on its own clock (ClockNode), which may jump or be
+// skewed on purpose, keeps none.
+func overLimitSize(cfg Config) int {
+	if cfg.Clock == ClockNode || cfg.OverLimitCache < 0 {
+		return 0
+	}
+	return cfg.OverLimitCache
+}
+
+// CheckBatch decides every check of reqs, each on its own as Check does,
+// all at once: the decisions that need Redis share its round trips. It
+// fails as a whole with the first error Check would return (a bad key, a
+// cost over the limit, Redis down with FailClosed).
+func (l *Limiter) CheckBatch(ctx context.Context, reqs []api.CheckRequest) ([]Decision, error) {
+	out := make([]Decision, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs[1:] {
+		wg.Go(func() { out[i+1], errs[i+1] = l.Check(ctx, r.Key, r.Cost) })
+	}
+	if len(reqs) > 0 {
+		out[0], errs[0] = l.Check(ctx, reqs[0].Key, reqs[0].Cost)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("check %d (%q): %w", i, reqs[i].Key, err)
+		}
+	}
+	return out, nil
+}
+
+// cachedDenial answers a check from the over-limit cache: what Redis
+// would answer, with the times counted down from the cached decision.
+func (l *Limiter) cachedDenial(key string, e overLimitEntry, now time.Time) Decision {
+	d := Decision{Key: key, Limit: e.lim, Pattern: e.pattern, Count: e.count,
+		ResetAfter: max(e.resetAt.Sub(now), 0), RetryAfter: e.until.Sub(now), Time: e.redisNow.Add(now.Sub(e.sentAt))}
+	l.metrics.countCheck(resultDenied, e.lim.Algorithm)
+	l.metrics.overLimitHits.Inc()
+	l.hot.record(key, false, d.Time)
+	return d
 }
 
 // failed applies the node's failure mode to a Redis error.
@@ -236,30 +295,23 @@ func (r scriptResult) decision(key string, lim Limit, pattern string) Decision {
 // eval runs key's decision script for lim; mode opCheck consumes cost, opPeek
 // only reads.
 func (l *Limiter) eval(ctx context.Context, op string, lim Limit, key string, cost int64) (scriptResult, error) {
-	keys := []string{stateKey(key, lim.Algorithm), blockKey(key)}
-	if lim.Algorithm == SlidingWindowLog {
-		keys = append(keys, seqKey(key))
+	var v [8]int64
+	var err error
+	if l.pipe != nil {
+		// The pipe bounds its own wait: no timeout context per decision.
+		start := time.Now()
+		if err = l.chaosDelay(ctx); err == nil {
+			v, err = l.evalPipe(ctx, op, lim, key, cost, l.cfg.RedisTimeout-time.Since(start))
+		}
+		err = l.settle(ctx, op, start, err)
+	} else {
+		err = l.do(ctx, op, func(ctx context.Context) error {
+			v, err = l.evalBatch(ctx, op, lim, key, cost)
+			return err
+		})
 	}
-	nowArg := ""
-	if l.cfg.Clock == ClockNode {
-		nowArg = strconv.FormatInt(l.nodeNow().UnixMicro(), 10)
-	}
-	mode := "check"
-	if op == opPeek {
-		mode = "peek"
-	}
-	var v []int64
-	err := l.do(ctx, op, func(ctx context.Context) error {
-		var err error
-		v, err = l.batch.run(ctx, l.scripts[lim.Algorithm], keys,
-			nowArg, lim.Limit, lim.Window.Microseconds(), cost, mode)
-		return err
-	})
 	if err != nil {
 		return scriptResult{}, err
-	}
-	if len(v) != 8 {
-		return scriptResult{}, fmt.Errorf("%w: decision script returned %d values, want 8", ErrUnavailable, len(v))
 	}
 	return scriptResult{
 		allowed:       v[0] == 1,
@@ -274,6 +326,74 @@ func (l *Limiter) eval(ctx context.Context, op string, lim Limit, key string, co
 	}, nil
 }
 
+// evalPipe sends the decision through the node's pipe. A Redis that lost
+// its scripts (a restart, SCRIPT FLUSH) answers NOSCRIPT without running
+// anything, so loading the script and sending the decision again is safe.
+func (l *Limiter) evalPipe(ctx context.Context, op string, lim Limit, key string, cost int64, timeout time.Duration) ([8]int64, error) {
+	script := l.scripts[lim.Algorithm]
+	call := decisionReq{sha: script.Hash(), key: key, suffix: lim.Algorithm.suffix(), seq: lim.Algorithm == SlidingWindowLog,
+		now: -1, limit: lim.Limit, windowUS: lim.Window.Microseconds(), cost: cost, peek: op == opPeek}
+	if l.cfg.Clock == ClockNode {
+		call.now = l.nodeNow().UnixMicro()
+	}
+	v, err := l.pipe.run(ctx, call, timeout)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		lctx, cancel := context.WithTimeout(ctx, l.cfg.RedisTimeout)
+		defer cancel()
+		if lerr := script.Load(lctx, l.rdb).Err(); lerr != nil {
+			return v, fmt.Errorf("load decision script: %w", lerr)
+		}
+		v, err = l.pipe.run(ctx, call, l.cfg.RedisTimeout)
+	}
+	return v, err
+}
+
+// evalBatch sends the decision through go-redis, batched with concurrent
+// ones: the path for clients the pipe cannot reach (a cluster client).
+func (l *Limiter) evalBatch(ctx context.Context, op string, lim Limit, key string, cost int64) ([8]int64, error) {
+	keys := []string{stateKey(key, lim.Algorithm), blockKey(key)}
+	if lim.Algorithm == SlidingWindowLog {
+		keys = append(keys, seqKey(key))
+	}
+	nowArg := ""
+	if l.cfg.Clock == ClockNode {
+		nowArg = strconv.FormatInt(l.nodeNow().UnixMicro(), 10)
+	}
+	mode := "check"
+	if op == opPeek {
+		mode = "peek"
+	}
+	var out [8]int64
+	v, err := l.batch.run(ctx, l.scripts[lim.Algorithm], keys, nowArg, lim.Limit, lim.Window.Microseconds(), cost, mode)
+	if err != nil {
+		return out, err
+	}
+	if len(v) != 8 {
+		return out, fmt.Errorf("%w: decision script returned %d values, want 8", ErrUnavailable, len(v))
+	}
+	copy(out[:], v)
+	return out, nil
+}
+
+// pipeFor returns a decision pipe to rdb's server, or nil when rdb is not
+// one server's client (a cluster client routes by key, which the pipe does
+// not) or cfg asks for go-redis.
+func pipeFor(rdb redis.UniversalClient, cfg Config) *pipe {
+	c, ok := rdb.(*redis.Client)
+	if !ok || cfg.GoRedisDecisions {
+		return nil
+	}
+	return newPipe(c.Options(), cfg.RedisTimeout)
+}
+
+// Close releases the connections the limiter opened for decisions. The
+// Redis client given to New is the caller's to close.
+func (l *Limiter) Close() {
+	if l.pipe != nil {
+		l.pipe.Close()
+	}
+}
+
 // do runs one Redis round trip under the node's Redis timeout, after the
 // chaos delay, and records its duration and the Redis health. Errors other
 // than the caller's own cancellation wrap ErrUnavailable.
@@ -285,7 +405,13 @@ func (l *Limiter) do(parent context.Context, op string, fn func(context.Context)
 	if err == nil {
 		err = fn(ctx)
 	}
-	l.metrics.redisDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	return l.settle(parent, op, start, err)
+}
+
+// settle records a round trip that started at start: its duration, the
+// Redis health it tells, and the error the caller sees.
+func (l *Limiter) settle(parent context.Context, op string, start time.Time, err error) error {
+	l.metrics.redisDurationOf(op).Observe(time.Since(start).Seconds())
 	if err == nil || errors.Is(err, redis.Nil) {
 		l.setRedisUp(true, nil)
 		return err
@@ -317,12 +443,15 @@ func (l *Limiter) setRedisUp(up bool, err error) {
 	}
 }
 
-// chaosDelay waits for the chaos Redis delay, or until ctx is done.
+// chaosDelay waits for the chaos Redis delay, or until ctx is done or the
+// Redis timeout passes.
 func (l *Limiter) chaosDelay(ctx context.Context) error {
 	d := l.chaos.Load().RedisDelay
 	if d <= 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.RedisTimeout)
+	defer cancel()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -145,7 +145,7 @@ func (l *Limiter) Unblock(ctx context.Context, key string) error {
 	if n == 0 {
 		return fmt.Errorf("block %q: %w", key, ErrNotFound)
 	}
-	return nil
+	return l.gaveQuotaBack(ctx, key)
 }
 
 // Blocks lists the active blocks. The index says when each ends (Redis
@@ -243,7 +243,32 @@ func (l *Limiter) ResetCounter(ctx context.Context, key string) (int64, error) {
 		n, err = l.rdb.Del(ctx, counterKeys(key)...).Result()
 		return err
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	return n, l.gaveQuotaBack(ctx, key)
+}
+
+// gaveQuotaBack tells every node's over-limit cache that key may have
+// quota again (a counter reset, a block lifted): this node forgets it at
+// once, the others when they read the new epoch.
+func (l *Limiter) gaveQuotaBack(ctx context.Context, key string) error {
+	if l.overLimit != nil {
+		l.overLimit.forget(key)
+	}
+	var epoch int64
+	err := l.do(ctx, opAdmin, func(ctx context.Context) error {
+		var err error
+		epoch, err = bumpEpochScript.Run(ctx, l.rdb, []string{epochKey}, l.cfg.ConfigRetention.Milliseconds(), changedChan).Int64()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("announce to the other nodes: %w", err)
+	}
+	if l.overLimit != nil {
+		l.overLimit.setEpoch(epoch)
+	}
+	return nil
 }
 
 // Bounds of a counter listing.

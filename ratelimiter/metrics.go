@@ -34,13 +34,17 @@ type metrics struct {
 	checkCounters map[string]map[Algorithm]prometheus.Counter // result -> algorithm
 	checkDuration prometheus.Histogram
 	redisDuration *prometheus.HistogramVec
-	redisErrors   *prometheus.CounterVec
-	redisUp       prometheus.Gauge
-	draining      prometheus.Gauge
-	limitsVersion prometheus.Gauge
-	clockOffset   prometheus.Gauge
-	limitErrors   prometheus.Counter
-	buildInfo     *prometheus.GaugeVec
+	// redisDurations are redisDuration's observers by op, resolved once:
+	// a decision does no label lookup.
+	redisDurations map[string]prometheus.Observer
+	redisErrors    *prometheus.CounterVec
+	redisUp        prometheus.Gauge
+	draining       prometheus.Gauge
+	limitsVersion  prometheus.Gauge
+	clockOffset    prometheus.Gauge
+	limitErrors    prometheus.Counter
+	overLimitHits  prometheus.Counter
+	buildInfo      *prometheus.GaugeVec
 }
 
 // latencyBuckets suit sub-millisecond decisions up to the Redis timeout and
@@ -100,6 +104,11 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 			Help:        "Stored limits this node skipped because they did not parse or validate.",
 			ConstLabels: labels,
 		}),
+		overLimitHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "ratelimiter_over_limit_cache_hits_total",
+			Help:        "Checks denied from the node's over-limit cache, without a Redis round trip (also counted in ratelimiter_checks_total).",
+			ConstLabels: labels,
+		}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name:        "ratelimiter_build_info",
 			Help:        "Always 1; labels carry the version and Go version of the node.",
@@ -113,14 +122,16 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 			m.checkCounters[r][a] = m.checks.WithLabelValues(r, string(a))
 		}
 	}
+	m.redisDurations = map[string]prometheus.Observer{}
 	for _, op := range []string{opCheck, opPeek, opSync, opLoad, opHeartbeat, opAdmin, opPing} {
 		m.redisErrors.WithLabelValues(op)
+		m.redisDurations[op] = m.redisDuration.WithLabelValues(op)
 	}
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	m.redisUp.Set(1)
 	if reg != nil {
 		reg.MustRegister(m.checks, m.checkDuration, m.redisDuration, m.redisErrors, m.redisUp,
-			m.draining, m.limitsVersion, m.clockOffset, m.limitErrors, m.buildInfo)
+			m.draining, m.limitsVersion, m.clockOffset, m.limitErrors, m.overLimitHits, m.buildInfo)
 	}
 	return m
 }
@@ -128,4 +139,12 @@ func newMetrics(reg prometheus.Registerer, node, version string) *metrics {
 // countCheck counts one decision; the counters are resolved once, at start.
 func (m *metrics) countCheck(result string, a Algorithm) {
 	m.checkCounters[result][a].Inc()
+}
+
+// redisDurationOf returns the Redis duration observer of op.
+func (m *metrics) redisDurationOf(op string) prometheus.Observer {
+	if o, ok := m.redisDurations[op]; ok {
+		return o
+	}
+	return m.redisDuration.WithLabelValues(op)
 }

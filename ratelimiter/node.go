@@ -96,7 +96,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}()
 	go func() { runErr <- lim.Run(nctx) }()
 	go func() {
-		n.err = errors.Join(<-serveErr, <-runErr, closeRedis(rdb))
+		err := errors.Join(<-serveErr, <-runErr)
+		lim.Close()
+		n.err = errors.Join(err, closeRedis(rdb))
 		close(n.done)
 	}()
 	return n, nil

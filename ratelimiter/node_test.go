@@ -48,6 +48,7 @@ func startNode(tb testing.TB, addr string, cfg Config, opts HandlerOptions) *tes
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
+	tb.Cleanup(l.Close)
 	n.l = l
 	opts.Gatherer = n.reg
 	n.srv = httptest.NewServer(NewHandler(l, opts))
@@ -168,7 +169,9 @@ func startCluster(tb testing.TB, addr string, n int, cfg Config) []*testNode {
 
 // TestExactLimitAcrossNodes sends 1000 concurrent checks for one key, spread
 // over three nodes, with a limit of 100 per 60 s: exactly 100 are allowed,
-// for every algorithm.
+// for every algorithm, whether decisions go through the nodes' pipelining
+// connections or through go-redis, and with the over-limit cache answering
+// the denials (it is on by default with the Redis clock).
 func TestExactLimitAcrossNodes(t *testing.T) {
 	for _, backend := range redistest.Backends() {
 		t.Run(backend.Name, func(t *testing.T) {
@@ -176,11 +179,15 @@ func TestExactLimitAcrossNodes(t *testing.T) {
 			// All nodes share one frozen node clock in the "node" runs, which
 			// isolates atomicity from refill; the "redis" runs use TIME.
 			frozen := newTestClock()
-			for _, clock := range []ClockSource{ClockRedis, ClockNode} {
-				nodes := startCluster(t, addr, 3, Config{Clock: clock, Now: frozen.Now})
+			for _, v := range []struct {
+				clock ClockSource
+				path  string // how decisions reach Redis
+			}{{ClockRedis, "pipe"}, {ClockNode, "pipe"}, {ClockRedis, "go-redis"}} {
+				clock := v.clock
+				nodes := startCluster(t, addr, 3, Config{Clock: clock, Now: frozen.Now, GoRedisDecisions: v.path == "go-redis"})
 				for _, alg := range Algorithms() {
-					t.Run(string(clock)+"/"+string(alg), func(t *testing.T) {
-						key := "exact:" + string(clock) + ":" + string(alg)
+					t.Run(string(clock)+"/"+v.path+"/"+string(alg), func(t *testing.T) {
+						key := "exact:" + string(clock) + ":" + v.path + ":" + string(alg)
 						r := nodes[0].do(t, "PUT", "/api/v1/limits/"+key, api.LimitSpec{Limit: 100, WindowMS: 60000, Algorithm: string(alg)})
 						if r.status != http.StatusOK {
 							t.Fatalf("PUT limit: %d %s", r.status, r.body)

@@ -86,16 +86,23 @@ func (l *Limiter) sync(ctx context.Context) {
 	if err := l.heartbeat(ctx, false); err != nil {
 		l.log.Debug("heartbeat failed", "error", err)
 	}
-	var version int64
+	var v []int64
 	err := l.do(ctx, opSync, func(ctx context.Context) error {
 		var err error
-		version, err = syncConfigScript.Run(ctx, l.rdb, []string{limitsKey, versionKey},
-			l.cfg.ConfigRetention.Milliseconds()).Int64()
+		v, err = syncConfigScript.Run(ctx, l.rdb, []string{limitsKey, versionKey, epochKey},
+			l.cfg.ConfigRetention.Milliseconds()).Int64Slice()
+		if err == nil && len(v) != 2 {
+			err = fmt.Errorf("sync script returned %d values, want 2", len(v))
+		}
 		return err
 	})
 	if err != nil {
 		l.log.Debug("limit version poll failed", "error", err)
 		return
+	}
+	version := v[0]
+	if l.overLimit != nil {
+		l.overLimit.setEpoch(v[1])
 	}
 	if t := l.table.Load(); t == nil || t.version != version {
 		if _, err := l.reload(ctx, version); err != nil {

@@ -28,14 +28,27 @@ func mustRead(name string) string {
 	return string(b)
 }
 
-// syncConfigScript renews the TTL of the configuration keys and returns the
-// configuration version.
+// syncConfigScript renews the TTL of the configuration keys and returns
+// {configuration version, epoch}.
 //
-// KEYS: limits, version. ARGV: retention in ms.
+// KEYS: limits, version, epoch. ARGV: retention in ms.
 var syncConfigScript = redis.NewScript(`
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(redis.call('GET', KEYS[3]) or '0')}
+`)
+
+// bumpEpochScript announces that quota was given back (a counter reset, a
+// block lifted): every node's over-limit cache forgets what it knew. It
+// returns the new epoch.
+//
+// KEYS: epoch. ARGV: retention ms, channel.
+var bumpEpochScript = redis.NewScript(`
+local e = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'epoch')
+return e
 `)
 
 // loadLimitsScript returns the version and every limit in one consistent

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"time"
@@ -30,6 +36,8 @@ type ratelimiterServeFlags struct {
 	syncInterval     time.Duration
 	nodeDownAfter    time.Duration
 	enableChaos      bool
+	overLimitCache   int
+	pprofListen      string
 }
 
 func newRatelimiterCmd() *cobra.Command {
@@ -74,6 +82,8 @@ within a second.`,
 	fs.DurationVar(&f.syncInterval, "sync-interval", ratelimiter.DefaultSyncInterval, "heartbeat and limit poll interval (at most 1s)")
 	fs.DurationVar(&f.nodeDownAfter, "node-down-after", ratelimiter.DefaultNodeDownAfter, "heartbeat age after which a node is listed down")
 	fs.BoolVar(&f.enableChaos, "enable-chaos", false, "serve POST/DELETE /api/v1/chaos (clock skew, Redis delay)")
+	fs.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
+	fs.IntVar(&f.overLimitCache, "over-limit-cache", ratelimiter.DefaultOverLimitCache, "keys known to be over their limit this node denies without asking Redis, while certain (0: off; never with --clock node)")
 	return cmd
 }
 
@@ -92,6 +102,7 @@ func runRatelimiterServe(ctx context.Context, f ratelimiterServeFlags) error {
 		SyncInterval:     f.syncInterval,
 		NodeDownAfter:    f.nodeDownAfter,
 		EnableChaos:      f.enableChaos,
+		OverLimitCache:   cmp.Or(f.overLimitCache, -1), // the flag's 0 turns it off
 		Logger:           log,
 	}
 	if err := cfg.Validate(); err != nil {
@@ -105,6 +116,14 @@ func runRatelimiterServe(ctx context.Context, f ratelimiterServeFlags) error {
 	}
 	log.Info("rate limiter node started", "node", n.ID, "listen", n.Addr, "advertise", n.URL,
 		"redis", redactURL(f.redisURL), "clock", cfg.Clock, "on_redis_error", cfg.OnRedisError, "auth", f.token != "", "chaos", f.enableChaos)
+	if f.pprofListen != "" {
+		stop, err := servePprof(ctx, f.pprofListen, log)
+		if err != nil {
+			_ = n.Stop()
+			return err
+		}
+		defer stop()
+	}
 	select {
 	case <-ctx.Done():
 		return n.Stop()
@@ -120,4 +139,34 @@ func redactURL(s string) string {
 		return "(unparsable url)"
 	}
 	return u.Redacted()
+}
+
+// servePprof serves Go's profiler on addr until the returned stop is
+// called: how the node's CPU per decision is profiled under load.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server stopped", "error", err)
+		}
+	}()
+	log.Info("profiler listening", "address", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}, nil
 }

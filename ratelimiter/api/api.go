@@ -42,6 +42,21 @@ type CheckRequest struct {
 	Cost int64 `json:"cost,omitempty"`
 }
 
+// MaxBatch is the most checks one POST /v1/check:batch carries.
+const MaxBatch = 1000
+
+// CheckBatch is the body of POST /v1/check:batch: several checks in one
+// request, each decided on its own, as if sent to /v1/check.
+type CheckBatch struct {
+	Checks []CheckRequest `json:"checks"`
+}
+
+// BatchDecisions is the body of a 200 answer to POST /v1/check:batch: one
+// decision per check, in order.
+type BatchDecisions struct {
+	Decisions []Decision `json:"decisions"`
+}
+
 // Decision is the body of a /v1/check response: 200 when allowed, 429 when
 // denied or blocked, and 200 with Degraded set when Redis could not be reached
 // and the node fails open.

@@ -24,6 +24,10 @@ const (
 	DefaultKeys        = 1000
 	DefaultKeyPrefix   = "bench:"
 	DefaultTimeout     = 5 * time.Second
+	// DefaultCeilingDuration is how long the Redis ceiling is measured.
+	DefaultCeilingDuration = 5 * time.Second
+	// MaxBatch bounds the checks of one batch request.
+	MaxBatch = 1000
 	// MaxErrorSamples bounds the distinct error messages a Result keeps.
 	MaxErrorSamples = 5
 )
@@ -43,6 +47,22 @@ type Config struct {
 	KeyPrefix string `yaml:"key_prefix"`
 	// Timeout bounds each request.
 	Timeout time.Duration `yaml:"timeout"`
+	// Rate, when positive, offers that many decisions per second whatever
+	// the answers (open loop): each request has an intended send time, and
+	// its latency counts from then, so a stall shows in the percentiles
+	// instead of slowing the load (no coordinated omission). Concurrency
+	// then bounds the requests in flight. Zero: each worker sends its next
+	// request when the last is answered (closed loop).
+	Rate float64 `yaml:"rate"`
+	// Batch, above 1, sends that many checks per request to the batch
+	// endpoint (POST /v1/check:batch); every check counts as a decision.
+	Batch int `yaml:"batch"`
+	// Ceiling, when set, is the Redis URL whose un-pipelined EVALSHA rate is
+	// measured before the run (see [Ceiling]), for the ratio of the
+	// decisions per second to it.
+	Ceiling string `yaml:"ceiling"`
+	// CeilingDuration is how long the ceiling is measured (default 5s).
+	CeilingDuration time.Duration `yaml:"ceiling_duration"`
 	// HTTPClient, when set, sends the requests through net/http. By default
 	// each worker writes requests on its own keep-alive HTTP/1.1 connection
 	// per target and parses the answers itself (with net/http for https
@@ -66,6 +86,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.Batch == 0 {
+		c.Batch = 1
+	}
+	if c.CeilingDuration == 0 {
+		c.CeilingDuration = DefaultCeilingDuration
 	}
 	return c
 }
@@ -94,6 +120,15 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s must be positive", c.Timeout))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate %g must not be negative", c.Rate))
+	}
+	if c.Batch < 0 || c.Batch > MaxBatch {
+		errs = append(errs, fmt.Errorf("batch %d must be between 1 and %d", c.Batch, MaxBatch))
+	}
+	if c.Batch > 1 && c.HTTPClient != nil {
+		errs = append(errs, errors.New("batch requests go over the raw connections; leave HTTPClient unset"))
 	}
 	return errors.Join(errs...)
 }
@@ -124,16 +159,40 @@ type Result struct {
 	P99MS     float64       `json:"p99_ms"`
 	P999MS    float64       `json:"p999_ms"`
 	MaxMS     float64       `json:"max_ms"`
+	// Mode is "closed" or "open" (a fixed offered Rate); Batch the checks
+	// per request.
+	Mode  string  `json:"mode"`
+	Rate  float64 `json:"rate,omitempty"`
+	Batch int     `json:"batch"`
+	// CeilingOpsPerSecond is the measured un-pipelined EVALSHA rate of the
+	// same Redis (0 when not measured), RatioToCeiling PerSecond over it.
+	CeilingOpsPerSecond float64 `json:"ceiling_ops_per_second,omitempty"`
+	RatioToCeiling      float64 `json:"ratio_to_ceiling,omitempty"`
+	// NodeCPUUSPerDecision is the CPU the nodes' processes spent during the
+	// run (process_cpu_seconds_total, before and after) per decision, in
+	// microseconds; 0 when a node does not export it.
+	NodeCPUUSPerDecision float64 `json:"node_cpu_us_per_decision,omitempty"`
+	NodeCPUSeconds       float64 `json:"node_cpu_seconds,omitempty"`
 }
 
 // String renders r for a terminal.
 func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "targets      %s\n", strings.Join(r.Targets, ", "))
-	fmt.Fprintf(&b, "concurrency  %d, keys %d\n", r.Concurrency, r.Keys)
+	mode := "closed loop"
+	if r.Mode == "open" {
+		mode = fmt.Sprintf("open loop at %.0f decisions/s offered", r.Rate)
+	}
+	fmt.Fprintf(&b, "concurrency  %d, keys %d, %d check(s) per request, %s\n", r.Concurrency, r.Keys, r.Batch, mode)
 	fmt.Fprintf(&b, "decisions    %d (allowed %d, denied %d) in %.2fs = %.0f decisions/s\n",
 		r.Decisions, r.Allowed, r.Denied, r.Elapsed.Seconds(), r.PerSecond)
 	fmt.Fprintf(&b, "latency      p50 %s  p90 %s  p99 %s  p999 %s  max %s\n", r.P50, r.P90, r.P99, r.P999, r.Max)
+	if r.CeilingOpsPerSecond > 0 {
+		fmt.Fprintf(&b, "ceiling      %.0f un-pipelined EVALSHA/s on the same Redis; ratio %.2f\n", r.CeilingOpsPerSecond, r.RatioToCeiling)
+	}
+	if r.NodeCPUUSPerDecision > 0 {
+		fmt.Fprintf(&b, "node cpu     %.2fs, %.1f us per decision\n", r.NodeCPUSeconds, r.NodeCPUUSPerDecision)
+	}
 	fmt.Fprintf(&b, "errors       %d\n", r.Errors)
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintf(&b, "             %s\n", s)
@@ -146,6 +205,47 @@ type worker struct {
 	hist                     *histogram
 	allowed, denied, errored int64
 	samples                  []string
+	pace                     *pacer
+	body                     []byte // the last batch answer
+}
+
+// A pacer gives an open-loop worker its intended send times: worker i of n
+// sends requests i, i+n, i+2n, ... of a schedule at the offered rate. Nil
+// in a closed loop.
+type pacer struct {
+	next   time.Time
+	period time.Duration
+}
+
+func newPacer(start time.Time, cfg Config, i int) *pacer {
+	if cfg.Rate <= 0 {
+		return nil
+	}
+	requests := cfg.Rate / float64(cfg.Batch) // per second, all workers
+	period := time.Duration(float64(cfg.Concurrency) / requests * float64(time.Second))
+	offset := time.Duration(float64(i) / requests * float64(time.Second))
+	return &pacer{next: start.Add(offset), period: period}
+}
+
+// wait sleeps until the next intended send time, or returns at once when
+// it has passed (the worker is late: the latency will show it), and
+// returns that time. A nil pacer returns now.
+func (p *pacer) wait(ctx context.Context) (time.Time, bool) {
+	if p == nil {
+		return time.Now(), ctx.Err() == nil
+	}
+	t := p.next
+	p.next = p.next.Add(p.period)
+	if d := time.Until(t); d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return t, false
+		case <-timer.C:
+		}
+	}
+	return t, ctx.Err() == nil
 }
 
 // Run drives checks until cfg.Duration has passed or ctx is done, then
@@ -177,26 +277,43 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i, t := range cfg.Targets {
 		urls[i] = strings.TrimRight(t, "/") + "/v1/check"
 	}
+	res := Result{Targets: cfg.Targets, Concurrency: cfg.Concurrency, Keys: cfg.Keys, Mode: "closed", Batch: cfg.Batch}
+	if cfg.Rate > 0 {
+		res.Mode, res.Rate = "open", cfg.Rate
+	}
+	if cfg.Ceiling != "" {
+		var err error
+		if res.CeilingOpsPerSecond, err = Ceiling(ctx, cfg.Ceiling, cfg.Concurrency, cfg.CeilingDuration); err != nil {
+			return Result{}, err
+		}
+	}
+	metricsClient := &http.Client{Timeout: cfg.Timeout}
+	cpu0, cpuOK := nodeCPU(ctx, metricsClient, cfg.Targets)
 
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	workers := make([]*worker, cfg.Concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range workers {
-		w := &worker{hist: newHistogram()}
+		w := &worker{hist: newHistogram(), pace: newPacer(start, cfg, i)}
 		workers[i] = w
 		if raw {
-			wg.Go(func() { w.rawLoop(ctx, cfg, uint64(i)) })
+			wg.Go(func() { w.rawLoop(runCtx, cfg, uint64(i)) })
 		} else {
-			wg.Go(func() { w.loop(ctx, hc, cfg, urls, uint64(i)) })
+			wg.Go(func() { w.loop(runCtx, hc, cfg, urls, uint64(i)) })
 		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if cpuOK {
+		if cpu1, ok := nodeCPU(ctx, metricsClient, cfg.Targets); ok {
+			res.NodeCPUSeconds = cpu1 - cpu0
+		}
+	}
 
 	total := newHistogram()
-	res := Result{Targets: cfg.Targets, Concurrency: cfg.Concurrency, Keys: cfg.Keys, Elapsed: elapsed, ElapsedS: elapsed.Seconds()}
+	res.Elapsed, res.ElapsedS = elapsed, elapsed.Seconds()
 	seen := map[string]bool{}
 	for _, w := range workers {
 		total.merge(w.hist)
@@ -214,17 +331,57 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if elapsed > 0 {
 		res.PerSecond = float64(res.Decisions) / elapsed.Seconds()
 	}
+	if res.CeilingOpsPerSecond > 0 {
+		res.RatioToCeiling = res.PerSecond / res.CeilingOpsPerSecond
+	}
+	if res.NodeCPUSeconds > 0 && res.Decisions > 0 {
+		res.NodeCPUUSPerDecision = res.NodeCPUSeconds * 1e6 / float64(res.Decisions)
+	}
 	res.P50, res.P90, res.P99, res.P999, res.Max = total.quantile(0.5), total.quantile(0.9), total.quantile(0.99), total.quantile(0.999), total.max
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	res.P50MS, res.P90MS, res.P99MS, res.P999MS, res.MaxMS = ms(res.P50), ms(res.P90), ms(res.P99), ms(res.P999), ms(res.Max)
 	return res, nil
 }
 
-// nextBody writes the next check request body into buf.
+// nextBody writes the next request body into buf: one check, or a batch
+// of cfg.Batch.
 func nextBody(buf []byte, cfg Config, rng *rand.Rand) []byte {
-	buf = append(buf[:0], `{"key":`...)
-	buf = strconv.AppendQuote(buf, cfg.KeyPrefix+strconv.Itoa(rng.IntN(cfg.Keys)))
-	return append(buf, `,"cost":1}`...)
+	if cfg.Batch <= 1 {
+		return appendCheck(buf[:0], cfg, rng)
+	}
+	buf = append(buf[:0], `{"checks":[`...)
+	for i := range cfg.Batch {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendCheck(buf, cfg, rng)
+	}
+	return append(buf, "]}"...)
+}
+
+func appendCheck(buf []byte, cfg Config, rng *rand.Rand) []byte {
+	buf = append(buf, `{"key":"`...)
+	buf = append(buf, cfg.KeyPrefix...)
+	buf = strconv.AppendInt(buf, int64(rng.IntN(cfg.Keys)), 10)
+	return append(buf, `","cost":1}`...)
+}
+
+// tallyBatch counts the answer to a batch request from its body: one
+// decision per "allowed" field.
+func (w *worker) tallyBatch(status int, body []byte, d time.Duration) {
+	if status != http.StatusOK {
+		w.fail("status " + strconv.Itoa(status) + " " + http.StatusText(status))
+		return
+	}
+	allowed := int64(bytes.Count(body, []byte(`"allowed":true`)))
+	denied := int64(bytes.Count(body, []byte(`"allowed":false`)))
+	if allowed+denied == 0 {
+		w.fail("a batch answer without decisions")
+		return
+	}
+	w.allowed += allowed
+	w.denied += denied
+	w.hist.record(d)
 }
 
 // tally counts one answer.
@@ -248,6 +405,10 @@ func (w *worker) rawLoop(ctx context.Context, cfg Config, seed uint64) {
 	for i, t := range cfg.Targets {
 		u, _ := url.Parse(t) // validated
 		conns[i] = &rawConn{host: u.Host, path: strings.TrimRight(u.Path, "/") + "/v1/check"}
+		if cfg.Batch > 1 {
+			conns[i].path += ":batch"
+			conns[i].keepBody = &w.body
+		}
 	}
 	defer func() {
 		for _, c := range conns {
@@ -256,11 +417,14 @@ func (w *worker) rawLoop(ctx context.Context, cfg Config, seed uint64) {
 	}()
 	deadline, _ := ctx.Deadline()
 	var body, req []byte
-	for n := seed; ctx.Err() == nil; n++ {
+	for n := seed; ; n++ {
+		t0, ok := w.pace.wait(ctx)
+		if !ok {
+			return
+		}
 		body = nextBody(body, cfg, rng)
 		c := conns[n%uint64(len(conns))]
-		t0 := time.Now()
-		until := t0.Add(cfg.Timeout)
+		until := time.Now().Add(cfg.Timeout)
 		if deadline.Before(until) {
 			until = deadline
 		}
@@ -272,7 +436,11 @@ func (w *worker) rawLoop(ctx context.Context, cfg Config, seed uint64) {
 			w.fail(err.Error())
 			continue
 		}
-		w.tally(status, time.Since(t0))
+		if cfg.Batch > 1 {
+			w.tallyBatch(status, w.body, time.Since(t0))
+		} else {
+			w.tally(status, time.Since(t0))
+		}
 	}
 }
 
@@ -281,6 +449,9 @@ type rawConn struct {
 	host, path string
 	conn       net.Conn
 	br         *bufio.Reader
+	// keepBody, when set, receives each answer's body (batch answers are
+	// counted from it); otherwise bodies are discarded.
+	keepBody *[]byte
 }
 
 func (c *rawConn) close() {
@@ -319,7 +490,13 @@ func (c *rawConn) do(req *[]byte, body []byte, deadline time.Time, timeout time.
 		c.close()
 		return 0, err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	if c.keepBody != nil {
+		buf := bytes.NewBuffer((*c.keepBody)[:0])
+		_, err = io.Copy(buf, resp.Body)
+		*c.keepBody = buf.Bytes()
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	_ = resp.Body.Close()
 	if err != nil || resp.Close {
 		c.close()
@@ -331,7 +508,11 @@ func (c *rawConn) do(req *[]byte, body []byte, deadline time.Time, timeout time.
 func (w *worker) loop(ctx context.Context, hc *http.Client, cfg Config, urls []string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
 	var body []byte
-	for n := seed; ctx.Err() == nil; n++ {
+	for n := seed; ; n++ {
+		t0, ok := w.pace.wait(ctx)
+		if !ok {
+			return
+		}
 		body = nextBody(body, cfg, rng)
 		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		req, err := http.NewRequestWithContext(rctx, http.MethodPost, urls[n%uint64(len(urls))], bytes.NewReader(body))
@@ -341,7 +522,6 @@ func (w *worker) loop(ctx context.Context, hc *http.Client, cfg Config, urls []s
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
-		t0 := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
 			cancel()

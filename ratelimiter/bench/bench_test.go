@@ -22,6 +22,7 @@ func TestRunAgainstNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(l.Close)
 		hs := httptest.NewServer(ratelimiter.NewHandler(l, ratelimiter.HandlerOptions{}))
 		t.Cleanup(hs.Close)
 		targets = append(targets, hs.URL)

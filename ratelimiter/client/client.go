@@ -196,6 +196,28 @@ func (c *Client) Check(ctx context.Context, key string, cost int64) (api.Decisio
 	return d, err
 }
 
+// CheckBatch decides several checks in one request (POST /v1/check:batch),
+// each as Check would, sharing the request's HTTP work and the node's
+// Redis round trips: the fastest path for a caller that has several
+// checks at hand. At most api.MaxBatch checks; the decisions come back in
+// order.
+func (c *Client) CheckBatch(ctx context.Context, checks []api.CheckRequest) ([]api.Decision, error) {
+	if len(checks) == 0 {
+		return nil, nil
+	}
+	if len(checks) > api.MaxBatch {
+		return nil, fmt.Errorf("%d checks in one batch, more than the maximum of %d", len(checks), api.MaxBatch)
+	}
+	var out api.BatchDecisions
+	if _, err := c.do(ctx, http.MethodPost, "/v1/check:batch", nil, api.CheckBatch{Checks: checks}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Decisions) != len(checks) {
+		return nil, fmt.Errorf("batch of %d checks answered with %d decisions", len(checks), len(out.Decisions))
+	}
+	return out.Decisions, nil
+}
+
 // Healthz reports whether the node process answers.
 func (c *Client) Healthz(ctx context.Context) error {
 	_, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ func startServer(t *testing.T) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Close)
 	hs := httptest.NewServer(ratelimiter.NewHandler(l, ratelimiter.HandlerOptions{Token: "tok"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -237,4 +239,45 @@ func TestErrors(t *testing.T) {
 			t.Fatal("want an error for a URL without scheme")
 		}
 	})
+}
+
+func TestCheckBatch(t *testing.T) {
+	c := startServer(t)
+	ctx := context.Background()
+	// Limit 2: of three checks of one key in a batch, two are allowed.
+	ds, err := c.CheckBatch(ctx, []api.CheckRequest{{Key: "b:1"}, {Key: "b:1"}, {Key: "b:1"}, {Key: "b:2", Cost: 2}})
+	if err != nil || len(ds) != 4 {
+		t.Fatalf("CheckBatch = %+v, %v", ds, err)
+	}
+	allowed := 0
+	for _, d := range ds[:3] {
+		if d.Key != "b:1" || d.Limit != 2 {
+			t.Errorf("decision %+v", d)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 2 || !ds[3].Allowed || ds[3].Remaining != 0 || ds[3].Node != "c1" {
+		t.Errorf("allowed %d of 3 (want 2); the cost-2 check: %+v", allowed, ds[3])
+	}
+	for _, tt := range []struct {
+		name   string
+		checks []api.CheckRequest
+		want   string
+	}{
+		{"a bad key names its index", []api.CheckRequest{{Key: "ok"}, {Key: ""}}, "check 1"},
+		{"a cost over the limit", []api.CheckRequest{{Key: "ok", Cost: 3}}, "exceeds the limit"},
+		{"too many", make([]api.CheckRequest, api.MaxBatch+1), "more than the maximum"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.CheckBatch(ctx, tt.checks)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if ds, err := c.CheckBatch(ctx, nil); err != nil || ds != nil {
+		t.Errorf("an empty batch: %v, %v", ds, err)
+	}
 }
