@@ -78,6 +78,7 @@ func startCountingNode(t *testing.T, id, redisURL, token string) *countingNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()

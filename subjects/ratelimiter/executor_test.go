@@ -86,6 +86,7 @@ func startNodes(t *testing.T, addr string, count int, token string) []*node {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(l.Close)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- l.Run(ctx) }()
