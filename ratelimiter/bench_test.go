@@ -1,9 +1,11 @@
 package ratelimiter
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -71,3 +73,44 @@ func BenchmarkHTTPCheck(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCheckHandler measures the check endpoint's own work, with no
+// network in the way: what a decision costs in the node besides the
+// connection's system calls, allocations included.
+func BenchmarkCheckHandler(b *testing.B) {
+	addr := redistest.Start(b).Addr
+	for _, tc := range []struct {
+		name  string
+		limit int64 // 1: every check after the first is denied, from the over-limit cache
+	}{{"allowed", 1_000_000_000}, {"over_limit", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l := newLimiter(b, addr, Config{DefaultLimit: tc.limit, DefaultWindow: time.Hour, DefaultAlgorithm: FixedWindow})
+			h := NewHandler(l, HandlerOptions{})
+			body := []byte(`{"key":"handler:1","cost":1}`)
+			rd := bytes.NewReader(body)
+			req := httptest.NewRequest(http.MethodPost, "/v1/check", rd)
+			w := &discardWriter{header: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(body)
+				req.Body = io.NopCloser(rd)
+				clear(w.header)
+				h.ServeHTTP(w, req)
+				if w.status != http.StatusOK && w.status != http.StatusTooManyRequests {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status, so a
+// benchmark counts the handler's allocations and not a recorder's.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.header }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(status int)      { w.status = status }

@@ -149,22 +149,37 @@ var (
 	headerNoStore = []string{"no-store"}
 )
 
+// policyHeaders remembers the RateLimit-Policy field of each limit a node
+// applies: the same few values on every decision, built once.
+type policyHeaders struct{ m sync.Map } // policyKey -> []string, read-only
+
+type policyKey struct{ limit, windowS int64 }
+
+func (p *policyHeaders) get(lim Limit) []string {
+	k := policyKey{lim.Limit, ceilSeconds(lim.Window)}
+	if v, ok := p.m.Load(k); ok {
+		return v.([]string)
+	}
+	b := append([]byte(policyName), ";q="...)
+	b = strconv.AppendInt(b, k.limit, 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, k.windowS, 10)
+	v, _ := p.m.LoadOrStore(k, []string{string(b)})
+	return v.([]string)
+}
+
 // writeDecision writes a decision's headers and body as the general
 // writeJSON and setRateLimitHeaders would, with no reflection or
 // formatting.
-func writeDecision(w http.ResponseWriter, d Decision, node string) {
+func writeDecision(w http.ResponseWriter, d Decision, node string, policies *policyHeaders) {
 	hdr := w.Header()
 	hdr["Content-Type"] = headerJSON
 	hdr["Cache-Control"] = headerNoStore
 	bp := bodyBufs.Get().(*[]byte)
 	defer bodyBufs.Put(bp)
 	if !d.Degraded {
-		b := append((*bp)[:0], policyName...)
-		b = append(b, ";q="...)
-		b = strconv.AppendInt(b, d.Limit.Limit, 10)
-		b = append(b, ";w="...)
-		b = strconv.AppendInt(b, ceilSeconds(d.Limit.Window), 10)
-		hdr["Ratelimit-Policy"] = []string{string(b)}
+		hdr["Ratelimit-Policy"] = policies.get(d.Limit)
+		b := (*bp)[:0]
 		t := ceilSeconds(d.ResetAfter)
 		if !d.Allowed {
 			t = max(ceilSeconds(d.RetryAfter), 1)

@@ -96,7 +96,8 @@ func NewHandler(l *Limiter, opts HandlerOptions) http.Handler {
 }
 
 type handler struct {
-	l *Limiter
+	l        *Limiter
+	policies policyHeaders
 }
 
 // limitBody caps every request body at api.MaxBodyBytes.
@@ -257,7 +258,7 @@ func (h *handler) check(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeDecision(w, d, h.l.NodeID())
+	writeDecision(w, d, h.l.NodeID(), &h.policies)
 }
 
 // checkBatch decides several checks in one request: the HTTP work of one

@@ -2,10 +2,13 @@ package bench_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +97,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no targets", bench.Config{}, "target"},
 		{"not a URL", bench.Config{Targets: []string{"localhost:8080"}}, "http(s)"},
 		{"negative concurrency", bench.Config{Targets: []string{"http://a:1"}, Concurrency: -1}, "concurrency"},
+		{"negative rate", bench.Config{Targets: []string{"http://a:1"}, Rate: -5}, "rate"},
+		{"batch too large", bench.Config{Targets: []string{"http://a:1"}, Batch: bench.MaxBatch + 1}, "batch"},
 		{"valid", bench.Config{Targets: []string{"http://a:1"}}, ""},
 	}
 	for _, tc := range cases {
@@ -103,5 +108,87 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestOpenLoopMeasuresFromTheIntendedSendTime: a node that answers in 50 ms
+// with one request in flight cannot keep up with 100 requests/s; an open
+// loop still offers them on schedule, so the wait shows in the latency (a
+// closed loop would hide it by slowing down).
+func TestOpenLoopMeasuresFromTheIntendedSendTime(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer hs.Close()
+	res, err := bench.Run(context.Background(), bench.Config{Targets: []string{hs.URL}, Concurrency: 1, Rate: 100, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != "open" || res.Rate != 100 || res.Decisions < 10 || res.Decisions > 25 {
+		t.Fatalf("result %+v: want about 20 answered requests at one in flight", res)
+	}
+	// The last answered request was intended about 0.8 s before it was
+	// answered.
+	if res.Max < 400*time.Millisecond {
+		t.Errorf("max latency %s: the schedule's delay is not counted", res.Max)
+	}
+}
+
+// TestBatchesCountEveryDecision sends batches to a stand-in node and counts
+// the decisions in the answers.
+func TestBatchesCountEveryDecision(t *testing.T) {
+	var paths sync.Map
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths.Store(r.URL.Path, true)
+		var b struct {
+			Checks []struct{ Key string } `json:"checks"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		var out []string
+		for i := range b.Checks {
+			out = append(out, fmt.Sprintf(`{"allowed":%v}`, i%4 != 0))
+		}
+		_, _ = fmt.Fprintf(w, `{"decisions":[%s]}`, strings.Join(out, ","))
+	}))
+	defer hs.Close()
+	res, err := bench.Run(context.Background(), bench.Config{Targets: []string{hs.URL}, Concurrency: 2, Batch: 8, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := paths.Load("/v1/check:batch"); !ok {
+		t.Fatal("no request reached /v1/check:batch")
+	}
+	if res.Decisions == 0 || res.Decisions%8 != 0 || res.Denied*4 != res.Decisions || res.Errors != 0 || res.Batch != 8 {
+		t.Fatalf("result %+v: want decisions in eights, a quarter denied", res)
+	}
+}
+
+// TestCeilingAndNodeCPU measures a real Redis's EVALSHA rate and reads the
+// CPU a stand-in node reports.
+func TestCeilingAndNodeCPU(t *testing.T) {
+	srv := redistest.Start(t)
+	var cpu atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			fmt.Fprintf(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %d\n", cpu.Add(2)) // 2 s a scrape
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer hs.Close()
+	res, err := bench.Run(context.Background(), bench.Config{Targets: []string{hs.URL}, Concurrency: 2, Duration: 200 * time.Millisecond,
+		Ceiling: srv.URL(), CeilingDuration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CeilingOpsPerSecond <= 0 || res.RatioToCeiling <= 0 || res.RatioToCeiling != res.PerSecond/res.CeilingOpsPerSecond {
+		t.Errorf("ceiling %v, ratio %v", res.CeilingOpsPerSecond, res.RatioToCeiling)
+	}
+	if res.NodeCPUSeconds != 2 || res.NodeCPUUSPerDecision != 2e6/float64(res.Decisions) {
+		t.Errorf("node cpu %v s, %v us per decision over %d decisions", res.NodeCPUSeconds, res.NodeCPUUSPerDecision, res.Decisions)
+	}
+	if _, err := bench.Ceiling(context.Background(), "http://not-redis", 1, time.Millisecond); err == nil {
+		t.Error("a non-Redis URL was accepted")
 	}
 }
