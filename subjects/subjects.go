@@ -15,7 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -43,9 +45,20 @@ type Subject struct {
 	Name string
 	// Title names one instance in help texts ("rate limiter deployment").
 	Title string
+	// Files are the files the subject ships (see ShippedFiles).
+	Files
 
-	// Rules is the shipped rule set (rules.yaml) and RulesTest its unit
-	// tests (rules_test.yaml).
+	Observer Observer
+	Executor Executor
+	// API is how diagnosis reads the subject's API, GET only.
+	API   API
+	Local Local
+}
+
+// Files are a subject's shipped files.
+type Files struct {
+	// Rules is the rule set (rules.yaml) and RulesTest its unit tests
+	// (rules_test.yaml).
 	Rules     File
 	RulesTest File
 	// Catalog is the action catalog (actions.yaml).
@@ -54,12 +67,35 @@ type Subject struct {
 	// gather for a violation and the causes it can support. Empty: the
 	// default evidence and no known cause.
 	Playbook File
+}
 
-	Observer Observer
-	Executor Executor
-	// API is how diagnosis reads the subject's API, GET only.
-	API   API
-	Local Local
+// The names of a subject's files in its folder.
+const (
+	RulesName     = "rules.yaml"
+	RulesTestName = "rules_test.yaml"
+	CatalogName   = "actions.yaml"
+	PlaybookName  = "diagnosis.yaml"
+)
+
+// ShippedFiles reads a subject's files by their names from fsys (its
+// folder, embedded); dir is the folder's path in the repository, which
+// messages name. A file the subject does not ship stays empty.
+func ShippedFiles(fsys fs.FS, dir string) (Files, error) {
+	var f Files
+	for _, x := range []struct {
+		name string
+		file *File
+	}{{RulesName, &f.Rules}, {RulesTestName, &f.RulesTest}, {CatalogName, &f.Catalog}, {PlaybookName, &f.Playbook}} {
+		data, err := fs.ReadFile(fsys, x.name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return Files{}, fmt.Errorf("%s: %w", path.Join(dir, x.name), err)
+		}
+		*x.file = File{Path: path.Join(dir, x.name), Data: data}
+	}
+	return f, nil
 }
 
 // RuleSet parses the shipped rule set.

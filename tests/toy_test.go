@@ -39,13 +39,9 @@ type toyQueue struct {
 // is, against the subjects contract alone.
 func toySubject(t *testing.T, q *toyQueue) subjects.Subject {
 	t.Helper()
-	file := func(name string) subjects.File {
-		path := "testdata/toy/" + name
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return subjects.File{Path: path, Data: data}
+	files, err := subjects.ShippedFiles(os.DirFS("testdata/toy"), "testdata/toy")
+	if err != nil {
+		t.Fatal(err)
 	}
 	source := observers.SourceFunc(func(context.Context) (observers.State, error) {
 		return observers.State{Value: map[string]any{"depth": q.depth.Load()}}, nil
@@ -56,11 +52,9 @@ func toySubject(t *testing.T, q *toyQueue) subjects.Subject {
 		return schemas.ActionResult{Reason: "drained"}, nil
 	})
 	return subjects.Subject{
-		Name:      "toy",
-		Title:     "toy queue",
-		Rules:     file("rules.yaml"),
-		RulesTest: file("rules_test.yaml"),
-		Catalog:   file("actions.yaml"),
+		Name:  "toy",
+		Title: "toy queue",
+		Files: files,
 		Observer: subjects.Observer{
 			Short:           "Observe a toy queue",
 			DefaultInstance: "q1",

@@ -22,15 +22,12 @@ import (
 // its own observe command and flags, actuate's --subjects, act's catalog
 // and up's flags. No command names a subject.
 func TestCommandsLoopOverTheRegistry(t *testing.T) {
-	read := func(name string) subjects.File {
-		data, err := os.ReadFile("../../tests/testdata/toy/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return subjects.File{Path: "tests/testdata/toy/" + name, Data: data}
+	files, err := subjects.ShippedFiles(os.DirFS("../../tests/testdata/toy"), "tests/testdata/toy")
+	if err != nil {
+		t.Fatal(err)
 	}
 	toy := subjects.Subject{
-		Name: "toy", Title: "toy queue", Rules: read("rules.yaml"), Catalog: read("actions.yaml"),
+		Name: "toy", Title: "toy queue", Files: files,
 		Observer: subjects.Observer{Short: "Observe a toy queue", DefaultInterval: time.Second,
 			Flags: func(fs *pflag.FlagSet) subjects.NewSource {
 				fs.String("queue-url", "", "where the queue is")

@@ -11,6 +11,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -171,4 +172,24 @@ func NoProcessInSource(t *testing.T, root string) {
 			return true
 		})
 	}
+}
+
+// Deps lists every package the package in dir depends on, itself included,
+// as `go list -deps` does. Without the go command the test is skipped, or
+// fails under CI=true, where a missing tool must not pass for green.
+func Deps(t *testing.T, dir string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no go command on PATH: %v", err)
+		}
+		t.Skip("no go command on PATH")
+	}
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	return strings.Fields(string(out))
 }

@@ -2,7 +2,7 @@ package ratelimiter
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,40 +23,24 @@ import (
 // catalogs.
 const Name = "ratelimiter"
 
-// Paths of the shipped files in the repository, for messages.
-const (
-	RulesFile     = "subjects/ratelimiter/rules.yaml"
-	RulesTestFile = "subjects/ratelimiter/rules_test.yaml"
-	CatalogFile   = "subjects/ratelimiter/actions.yaml"
-	PlaybookFile  = "subjects/ratelimiter/diagnosis.yaml"
-)
-
 // Defaults of the subject in `operator up`.
 const (
 	DefaultInstance = "demo"
 	DefaultInterval = time.Second
 )
 
-var (
-	//go:embed rules.yaml
-	rulesYAML []byte
-	//go:embed rules_test.yaml
-	rulesTestYAML []byte
-	//go:embed actions.yaml
-	catalogYAML []byte
-	//go:embed diagnosis.yaml
-	playbookYAML []byte
-)
+//go:embed rules.yaml rules_test.yaml actions.yaml diagnosis.yaml
+var files embed.FS
+
+// Dir is the subject's folder in the repository, which messages name.
+const Dir = "subjects/ratelimiter"
 
 // Subject returns the rate limiter subject as it plugs into the pipeline.
 func Subject() subjects.Subject {
 	return subjects.Subject{
-		Name:      Name,
-		Title:     "rate limiter deployment",
-		Rules:     subjects.File{Path: RulesFile, Data: clone(rulesYAML)},
-		RulesTest: subjects.File{Path: RulesTestFile, Data: clone(rulesTestYAML)},
-		Catalog:   subjects.File{Path: CatalogFile, Data: clone(catalogYAML)},
-		Playbook:  subjects.File{Path: PlaybookFile, Data: clone(playbookYAML)},
+		Name:  Name,
+		Title: "rate limiter deployment",
+		Files: shipped(),
 		Observer: subjects.Observer{
 			Short: "Observe rate limiter nodes and their Redis",
 			Long: `Poll the rate limiter every --interval: each node's registry entry, status,
@@ -76,7 +60,15 @@ is listed in the observation's observer.errors; the rest is still published.`,
 	}
 }
 
-func clone(b []byte) []byte { return append([]byte(nil), b...) }
+// shipped reads the embedded files; they are checked by the subject's
+// tests, so failing here is a broken build.
+func shipped() subjects.Files {
+	f, err := subjects.ShippedFiles(files, Dir)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
 
 // Catalog parses the shipped action catalog. It fails only if the embedded
 // file is broken, which a test rules out.

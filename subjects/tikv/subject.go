@@ -2,7 +2,7 @@ package tikv
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,14 +23,6 @@ import (
 // catalogs.
 const Name = "tikv"
 
-// Paths of the shipped files in the repository, for messages.
-const (
-	RulesFile     = "subjects/tikv/rules.yaml"
-	RulesTestFile = "subjects/tikv/rules_test.yaml"
-	CatalogFile   = "subjects/tikv/actions.yaml"
-	PlaybookFile  = "subjects/tikv/diagnosis.yaml"
-)
-
 // Defaults of the observer. PD and Prometheus change slower than a rate
 // limiter, so it polls less often.
 const (
@@ -39,26 +31,18 @@ const (
 	DefaultLocalInstance = "tikv"
 )
 
-var (
-	//go:embed rules.yaml
-	rulesYAML []byte
-	//go:embed rules_test.yaml
-	rulesTestYAML []byte
-	//go:embed actions.yaml
-	catalogYAML []byte
-	//go:embed diagnosis.yaml
-	playbookYAML []byte
-)
+//go:embed rules.yaml rules_test.yaml actions.yaml diagnosis.yaml
+var files embed.FS
+
+// Dir is the subject's folder in the repository, which messages name.
+const Dir = "subjects/tikv"
 
 // Subject returns the TiKV subject as it plugs into the pipeline.
 func Subject() subjects.Subject {
 	return subjects.Subject{
-		Name:      Name,
-		Title:     "TiKV cluster",
-		Rules:     subjects.File{Path: RulesFile, Data: clone(rulesYAML)},
-		RulesTest: subjects.File{Path: RulesTestFile, Data: clone(rulesTestYAML)},
-		Catalog:   subjects.File{Path: CatalogFile, Data: clone(catalogYAML)},
-		Playbook:  subjects.File{Path: PlaybookFile, Data: clone(playbookYAML)},
+		Name:  Name,
+		Title: "TiKV cluster",
+		Files: shipped(),
 		Observer: subjects.Observer{
 			Short: "Observe a TiKV cluster through PD and Prometheus",
 			Long: `Poll a TiKV cluster every --interval through PD's HTTP API: every store
@@ -83,7 +67,15 @@ is still published.`,
 	}
 }
 
-func clone(b []byte) []byte { return append([]byte(nil), b...) }
+// shipped reads the embedded files; they are checked by the subject's
+// tests, so failing here is a broken build.
+func shipped() subjects.Files {
+	f, err := subjects.ShippedFiles(files, Dir)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
 
 // Catalog parses the shipped action catalog. It fails only if the embedded
 // file is broken, which a test rules out.
