@@ -3,7 +3,7 @@ package ratelimiter
 import "github.com/operator-dev/operator/subjects"
 
 // views are the tables the status page shows of a deployment: its nodes and
-// its busiest keys, from the latest observation.
+// its busiest keys and the keys it blocks, from the latest observation.
 func views() []subjects.View {
 	return []subjects.View{
 		{
@@ -42,6 +42,17 @@ func views() []subjects.View {
 				{Title: "blocked", Expr: `row.blocked ? "blocked" : ""`},
 			},
 			Status: `row.blocked ? "bad" : (row.denied_per_s > 0.0 ? "warn" : "ok")`,
+		},
+		{
+			Name:  "blocks",
+			Title: "Blocked keys",
+			Rows:  "obs.state.blocks",
+			Columns: []subjects.Column{
+				{Title: "key", Expr: "row.key"},
+				{Title: "expires in", Expr: "row.ttl_ms", Unit: "ms"},
+				{Title: "reason", Expr: "row.reason"},
+			},
+			Status: `"warn"`,
 		},
 	}
 }
