@@ -67,6 +67,7 @@
     ms = Math.abs(ms);
     let s;
     if (ms < 10000) s = (ms / 1000).toFixed(1) + 's';
+    else if (ms < 60000) s = Math.floor(ms / 1000) + 's';
     else if (ms < 3600000) s = Math.floor(ms / 60000) + 'm ' + Math.floor((ms % 60000) / 1000) + 's';
     else s = Math.floor(ms / 3600000) + 'h ' + Math.floor((ms % 3600000) / 60000) + 'm';
     return neg ? '-' + s : s;
@@ -160,6 +161,7 @@
     if (!e) {
       e = { id: u.id, steps: [], last_at: u.last_at };
       state.episodes.set(u.id, e);
+      dirty.add('alert'); // its alert may now link to it
     }
     for (const k of ['subject', 'instance', 'rule', 'key', 'fingerprint', 'severity', 'summary', 'active_at', 'fired_at', 'resolved_at', 'diagnosis']) {
       if (u[k]) e[k] = u[k];
@@ -343,7 +345,9 @@
         el('td', { class: 'summary' }, a.summary || (a.state === 'pending' ? 'condition true, within its grace period' : '')),
         el('td', null, since ? [clock(since), ' (', ago(since), ')'] : ''),
         el('td', null, grace),
-        el('td', null, a.episode ? el('a', { href: '#ep-' + a.episode, onclick: () => openEpisodes.add(a.episode) }, a.episode.slice(0, 12)) : ''));
+        el('td', { class: 'mono' }, !a.episode ? '' : state.episodes.has(a.episode)
+          ? el('a', { href: '#ep-' + a.episode, onclick: () => openEpisodes.add(a.episode) }, a.episode.slice(0, 12))
+          : a.episode.slice(0, 12)));
     });
     replace('alerts', el('div', { class: 'table-wrap' }, el('table', null,
       el('thead', null, el('tr', null, ['state', 'severity', 'instance', 'rule', 'key', 'summary', 'since', 'grace', 'episode'].map((h) => el('th', null, h)))),
@@ -417,7 +421,9 @@
       return;
     }
     replace('episodes', list.map((e, idx) => {
-      const open = openEpisodes.has(e.id) || (!closedEpisodes.has(e.id) && (e.state === 'firing' || idx < 3));
+      // The newest two are open until someone closes them; the rest
+      // open on a click.
+      const open = openEpisodes.has(e.id) || (!closedEpisodes.has(e.id) && idx < 2);
       const d = el('details', { class: 'episode', id: 'ep-' + e.id, 'data-episode': e.id, 'data-state': e.state || 'manual', open },
         el('summary', null,
           badge(e.state || 'action', e.state || 'info'),
