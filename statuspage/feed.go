@@ -206,7 +206,7 @@ func (p *Page) Status(ctx context.Context, now time.Time) (Status, error) {
 	m.apply(change{control: ctl})
 	st := m.status(p.cfg.MaxEpisodes)
 	st.Cursor, st.GeneratedAt = last.String(), now.UTC()
-	st.HistoryMS = p.cfg.History.Milliseconds()
+	st.HistoryMS, st.MaxEpisodes = p.cfg.History.Milliseconds(), p.cfg.MaxEpisodes
 	st.TokenRequired = p.cfg.Token != ""
 	return st, nil
 }

@@ -17,8 +17,10 @@ type Status struct {
 	// Cursor is where the streams stood when the status was read.
 	Cursor      string    `json:"cursor"`
 	GeneratedAt time.Time `json:"generated_at"`
-	// HistoryMS is how far back Episodes reach, in milliseconds.
-	HistoryMS int64 `json:"history_ms"`
+	// HistoryMS is how far back Episodes reach, in milliseconds, and
+	// MaxEpisodes how many they are at most.
+	HistoryMS   int64 `json:"history_ms"`
+	MaxEpisodes int   `json:"max_episodes"`
 	// TokenRequired says whether controls need the bearer token.
 	TokenRequired bool    `json:"token_required"`
 	Control       Control `json:"control"`

@@ -118,6 +118,7 @@
         state.instances = new Map(st.instances.map((i) => [i.subject + '/' + i.instance, i]));
         state.episodes = new Map(st.episodes.map((e) => [e.id, e]));
         state.tokenRequired = st.token_required;
+        state.maxEpisodes = st.max_episodes || state.maxEpisodes;
         state.generatedAt = st.generated_at;
         $('token-box').hidden = !st.token_required;
         render(true);
