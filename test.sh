@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the repository on this machine: installs redis-server
-# when it is missing (the rate limiter's tests need a real one), runs go vet
-# and go test -race, and ends with every skipped test and its reason, every
+# and chromium when they are missing (the rate limiter's tests need a real
+# Redis, the status page's browser test a real browser), runs go vet and go
+# test -race, and ends with every skipped test and its reason, every
 # failure, and a last line "N passed, N failed, N skipped".
 #
 #   ./test.sh                      go vet ./... and go test -race ./...
@@ -30,28 +31,34 @@ as_root() {
   fi
 }
 
-install_redis() {
-  echo "test.sh: redis-server is not on PATH; installing it with apt-get"
+# install_pkg CMD PACKAGE WHY installs the Debian package that provides CMD.
+install_pkg() {
+  local cmd=$1 pkg=$2 why=$3
+  echo "test.sh: $cmd is not on PATH; installing $pkg with apt-get"
   command -v apt-get >/dev/null 2>&1 ||
-    die "cannot install redis-server: apt-get is not available. Install redis-server (https://redis.io/docs/latest/operate/oss_and_stack/install/) so it is on PATH, then run ./test.sh again"
+    die "cannot install $pkg: apt-get is not available. Install $pkg ($why) so $cmd is on PATH, then run ./test.sh again"
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
-    die "cannot install redis-server: installing needs root and sudo is not available. Run 'apt-get install redis-server' as root, then ./test.sh again"
+    die "cannot install $pkg: installing needs root and sudo is not available. Run 'apt-get install $pkg' as root, then ./test.sh again"
   fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null ||
-    die "installing redis-server with apt-get failed (see above). Install it so it is on PATH, then run ./test.sh again"
-  command -v redis-server >/dev/null 2>&1 ||
-    die "apt-get installed redis-server but it is not on PATH"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null ||
+    die "installing $pkg with apt-get failed (see above). Install it so $cmd is on PATH, then run ./test.sh again"
+  command -v "$cmd" >/dev/null 2>&1 ||
+    die "apt-get installed $pkg but $cmd is not on PATH"
 }
 
 command -v go >/dev/null 2>&1 ||
   die "go is not on PATH: install Go $(sed -n 's/^go //p' go.mod) or newer (https://go.dev/dl/), then run ./test.sh again"
-command -v redis-server >/dev/null 2>&1 || install_redis
+command -v redis-server >/dev/null 2>&1 ||
+  install_pkg redis-server redis-server "https://redis.io/docs/latest/operate/oss_and_stack/install/"
+command -v chromium >/dev/null 2>&1 ||
+  install_pkg chromium chromium "Debian's chromium package, for the status page's browser test"
 echo "go: $(go version)"
 echo "redis-server: $(redis-server --version)"
+echo "chromium: $(chromium --version 2>/dev/null)"
 
-# Tests that need redis-server (or the go tool) fail instead of skipping
-# when CI is "true", so a missing tool cannot pass for a green run.
+# Tests that need redis-server, chromium or the go tool fail instead of
+# skipping when CI is "true", so a missing tool cannot pass for a green run.
 export CI=true
 
 # Split the arguments: go vet takes the packages only, go test takes all.

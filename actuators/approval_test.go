@@ -61,6 +61,8 @@ func TestApproval(t *testing.T) {
 		wantOutcome string
 		wantReason  string
 		wantCalls   int
+		// wantGates, when set, is every gate's decision in order.
+		wantGates string
 	}{
 		{
 			name: "approved request executes",
@@ -69,6 +71,7 @@ func TestApproval(t *testing.T) {
 				return err
 			},
 			wantOutcome: schemas.OutcomeSucceeded, wantCalls: 1,
+			wantGates: "catalog=passed kill_switch=passed mode=passed precondition=passed budget=passed approval=passed ledger=passed",
 		},
 		{
 			name: "approving twice executes once",
@@ -89,6 +92,7 @@ func TestApproval(t *testing.T) {
 				return err
 			},
 			wantOutcome: schemas.OutcomeRejected, wantReason: "rejected by bob: wrong key",
+			wantGates: "catalog=passed kill_switch=passed mode=passed precondition=passed budget=passed approval=refused",
 		},
 		{
 			name: "nobody decides: the sweep expires it",
@@ -158,6 +162,9 @@ func TestApproval(t *testing.T) {
 			}
 			if got := h.exec.callsFor(req.ID); got != tt.wantCalls {
 				t.Fatalf("executed %d times, want %d", got, tt.wantCalls)
+			}
+			if got := gateDecisions(res.Gates); tt.wantGates != "" && got != tt.wantGates {
+				t.Errorf("gates %q, want %q", got, tt.wantGates)
 			}
 			// The resubmission carries the request's correlation and is
 			// caused by it.

@@ -217,9 +217,11 @@ type verdict struct {
 	reason  string
 	// approvalCreated is set when the request was just put on hold.
 	approvalCreated bool
-	sub             Subject
-	action          *Action
-	target          string
+	// gates are the gates' answers so far, in order.
+	gates  []schemas.GateDecision
+	sub    Subject
+	action *Action
+	target string
 }
 
 // handleRequest is the request consumer's handler: the consumer loop, so it
@@ -300,15 +302,24 @@ func correlationOf(e event.Event, req schemas.ActionRequest) string {
 // the budget is reserved and the request may execute. An error means a gate
 // could not decide (a store could not be read); the request is retried.
 func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr string, now time.Time) (verdict, error) {
-	stop := func(v verdict, outcome, format string, args ...any) (verdict, error) {
+	var v verdict
+	pass := func(gate, reason string) {
+		v.gates = append(v.gates, schemas.GateDecision{Gate: gate, Decision: schemas.GatePassed, Reason: reason})
+	}
+	// stop ends the request at gate; an outcome awaiting approval holds it.
+	stop := func(v verdict, gate, outcome, format string, args ...any) (verdict, error) {
 		v.outcome, v.reason = outcome, fmt.Sprintf(format, args...)
+		decision := schemas.GateRefused
+		if outcome == schemas.OutcomeAwaitingApproval {
+			decision = schemas.GateHeld
+		}
+		v.gates = append(v.gates, schemas.GateDecision{Gate: gate, Decision: decision, Reason: v.reason})
 		return v, nil
 	}
-	var v verdict
 	// 1. Catalog and params.
 	sub, ok := w.deps.Subjects[req.Subject]
 	if !ok {
-		return stop(v, schemas.OutcomeRejected, "catalog: this worker has no action catalog for subject %q", req.Subject)
+		return stop(v, schemas.GateCatalog, schemas.OutcomeRejected, "catalog: this worker has no action catalog for subject %q", req.Subject)
 	}
 	a, ok := sub.Catalog.Action(req.Action)
 	if !ok {
@@ -316,12 +327,13 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 		for i, x := range sub.Catalog.Actions {
 			names[i] = x.Name
 		}
-		return stop(v, schemas.OutcomeRejected, "catalog: unknown action %q for %s (known: %s)", req.Action, req.Subject, strings.Join(names, ", "))
+		return stop(v, schemas.GateCatalog, schemas.OutcomeRejected, "catalog: unknown action %q for %s (known: %s)", req.Action, req.Subject, strings.Join(names, ", "))
 	}
 	v.sub, v.action = sub, a
 	if err := a.ValidateParams(req.Params); err != nil {
-		return stop(v, schemas.OutcomeRejected, "invalid params: %v", err)
+		return stop(v, schemas.GateCatalog, schemas.OutcomeRejected, "invalid params: %v", err)
 	}
+	pass(schemas.GateCatalog, fmt.Sprintf("%s-risk action %s with valid params", a.Risk, a.Name))
 	// 2. Kill switch.
 	ks, err := engagedKillSwitch(ctx, w.deps.Control, req.Subject)
 	if err != nil {
@@ -332,33 +344,40 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 		if ks.Subject != "" {
 			scope = ks.Subject
 		}
-		return stop(v, schemas.OutcomeRejected, "kill switch engaged for %s by %s at %s: %s", scope, ks.By,
+		return stop(v, schemas.GateKillSwitch, schemas.OutcomeRejected, "kill switch engaged for %s by %s at %s: %s", scope, ks.By,
 			ks.At.UTC().Format(time.RFC3339), orNone(ks.Reason))
 	}
+	pass(schemas.GateKillSwitch, "released")
 	// 3. Mode. Observe mode runs the read-only part of the next gates, so
 	// what it records is what execute mode would do.
 	if w.cfg.Mode != schemas.ModeExecute {
 		what := fmt.Sprintf("%s%s on %s/%s", a.Name, schemas.FormatParams(req.Params), req.Subject, req.Instance)
-		_, reason, _, err := w.checkPreconditions(ctx, req, a, now)
+		_, _, reason, _, err := w.checkPreconditions(ctx, req, a, now)
 		switch {
 		case err != nil:
-			return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s (later gates not checked: %v)", what, err)
+			return stop(v, schemas.GateMode, schemas.OutcomeSkipped, "observe mode: would run %s (later gates not checked: %v)", what, err)
 		case reason != "":
-			return stop(v, schemas.OutcomeSkipped, "observe mode: would not run %s: %s", what, reason)
+			return stop(v, schemas.GateMode, schemas.OutcomeSkipped, "observe mode: would not run %s: %s", what, reason)
 		case a.RequiresApproval:
-			return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s after approval", what)
+			return stop(v, schemas.GateMode, schemas.OutcomeSkipped, "observe mode: would run %s after approval", what)
 		}
-		return stop(v, schemas.OutcomeSkipped, "observe mode: would run %s", what)
+		return stop(v, schemas.GateMode, schemas.OutcomeSkipped, "observe mode: would run %s", what)
 	}
+	pass(schemas.GateMode, "execute")
 	// 4. and 5. Precondition, cooldown and budget (a check; the budget is
 	// charged once approval, if needed, is given).
-	outcome, reason, target, err := w.checkPreconditions(ctx, req, a, now)
+	gate, outcome, reason, target, err := w.checkPreconditions(ctx, req, a, now)
 	if err != nil {
 		return v, err
 	}
 	if outcome != "" {
-		return stop(v, outcome, "%s", reason)
+		if gate == schemas.GateBudget {
+			pass(schemas.GatePrecondition, "")
+		}
+		return stop(v, gate, outcome, "%s", reason)
 	}
+	pass(schemas.GatePrecondition, "")
+	pass(schemas.GateBudget, "")
 	v.target = target
 	entry := budgetEntry{RequestID: req.ID, Kind: chargeAction, Instance: req.Instance, Action: a.Name, Target: target}
 	// 6. Approval.
@@ -369,8 +388,11 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 		}
 		if outcome != "" {
 			v.approvalCreated = created
-			return stop(v, outcome, "%s", reason)
+			return stop(v, schemas.GateApproval, outcome, "%s", reason)
 		}
+		pass(schemas.GateApproval, "approved")
+	} else {
+		pass(schemas.GateApproval, "not required")
 	}
 	// The charge re-checks cooldown and budget by compare-and-swap, so
 	// replicas admitting concurrently never overspend.
@@ -380,7 +402,7 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 	}
 	w.metrics.budget.WithLabelValues(req.Subject).Set(float64(remaining))
 	if refusal != "" {
-		return stop(v, schemas.OutcomeRejected, "%s", refusal)
+		return stop(v, schemas.GateBudget, schemas.OutcomeRejected, "%s", refusal)
 	}
 	return v, nil
 }
@@ -388,35 +410,36 @@ func (w *Worker) gate(ctx context.Context, req schemas.ActionRequest, corr strin
 // checkPreconditions runs gates 4 and 5 without changing anything: the
 // target is concrete, the request is fresh, its violation still fires in
 // the same episode, the target is not cooling down and the subject's budget
-// has room. It returns the outcome and reason of the first that refuses.
-func (w *Worker) checkPreconditions(ctx context.Context, req schemas.ActionRequest, a *Action, now time.Time) (outcome, reason, target string, err error) {
+// has room. It returns the gate, outcome and reason of the first that
+// refuses.
+func (w *Worker) checkPreconditions(ctx context.Context, req schemas.ActionRequest, a *Action, now time.Time) (gate, outcome, reason, target string, err error) {
 	target, err = a.TargetOf(req.Params)
 	if err != nil {
-		return schemas.OutcomeRejected, fmt.Sprintf("precondition: %v", err), "", nil
+		return schemas.GatePrecondition, schemas.OutcomeRejected, fmt.Sprintf("precondition: %v", err), "", nil
 	}
 	if age := now.Sub(req.RequestedAt); !a.RequiresApproval && age > w.cfg.MaxRequestAge {
-		return schemas.OutcomeSkipped, fmt.Sprintf("precondition: stale request: made at %s, %s ago (max %s)",
+		return schemas.GatePrecondition, schemas.OutcomeSkipped, fmt.Sprintf("precondition: stale request: made at %s, %s ago (max %s)",
 			req.RequestedAt.UTC().Format(time.RFC3339), age.Round(time.Second), w.cfg.MaxRequestAge), target, nil
 	}
 	if req.Violation != nil {
 		refusal, err := w.violationFiring(ctx, *req.Violation)
 		if err != nil {
-			return "", "", target, err
+			return "", "", "", target, err
 		}
 		if refusal != "" {
-			return schemas.OutcomeSkipped, "precondition: " + refusal, target, nil
+			return schemas.GatePrecondition, schemas.OutcomeSkipped, "precondition: " + refusal, target, nil
 		}
 	}
 	entry := budgetEntry{RequestID: req.ID, Kind: chargeAction, Instance: req.Instance, Action: a.Name, Target: target}
 	refusal, remaining, err := w.budgets.check(ctx, req.Subject, entry, a.Cooldown, now)
 	if err != nil {
-		return "", "", target, err
+		return "", "", "", target, err
 	}
 	w.metrics.budget.WithLabelValues(req.Subject).Set(float64(remaining))
 	if refusal != "" {
-		return schemas.OutcomeRejected, refusal, target, nil
+		return schemas.GateBudget, schemas.OutcomeRejected, refusal, target, nil
 	}
-	return "", "", target, nil
+	return "", "", "", target, nil
 }
 
 // violationFiring reports why the violation behind a request no longer
@@ -551,6 +574,7 @@ func (w *Worker) forget(id string) {
 // conclude records and publishes an outcome decided by the gates.
 func (w *Worker) conclude(ctx context.Context, req schemas.ActionRequest, corr string, v verdict, now time.Time, log *slog.Logger) error {
 	res := w.result(req, v.outcome, v.reason, now)
+	res.Gates = v.gates
 	if v.outcome == schemas.OutcomeAwaitingApproval {
 		if v.approvalCreated {
 			w.count(res)
@@ -617,6 +641,8 @@ func (w *Worker) execute(ctx context.Context, m *Delivery, req schemas.ActionReq
 	stop := keepAlive(ctx, m, w.cfg.AckWait/3)
 	res := w.run(ctx, v.sub.Executor, v.action, req, timeout, now, log)
 	stop()
+	res.Gates = append(v.gates, schemas.GateDecision{Gate: schemas.GateLedger, Decision: schemas.GatePassed,
+		Reason: "claimed by " + w.cfg.WorkerID + "; runs at most once"})
 
 	entry.State, entry.Result = LedgerDone, &res
 	if _, err := updateLedger(ctx, w.deps.Ledger, entry, rev); err != nil {

@@ -36,16 +36,20 @@ func TestGates(t *testing.T) {
 		wantOutcome string
 		wantReason  string
 		wantCalls   int
+		// wantGates, when set, is every gate's decision in order.
+		wantGates string
 	}{
 		{
 			name:        "valid request executes",
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "user:1"}) },
 			wantOutcome: schemas.OutcomeSucceeded, wantReason: "executed in 1 attempt", wantCalls: 1,
+			wantGates: "catalog=passed kill_switch=passed mode=passed precondition=passed budget=passed approval=passed ledger=passed",
 		},
 		{
 			name:        "unknown action is rejected by the catalog gate",
 			req:         func() schemas.ActionRequest { return newRequest("explode", map[string]any{}) },
 			wantOutcome: schemas.OutcomeRejected, wantReason: `catalog: unknown action "explode" for fake (known: poke, tune, nuke, flush)`,
+			wantGates: "catalog=refused",
 		},
 		{
 			name:        "missing param is rejected",
@@ -71,6 +75,7 @@ func TestGates(t *testing.T) {
 			},
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "a"}) },
 			wantOutcome: schemas.OutcomeRejected, wantReason: "kill switch engaged for all subjects by alice",
+			wantGates: "catalog=passed kill_switch=refused",
 		},
 		{
 			name: "subject kill switch rejects",
@@ -101,6 +106,7 @@ func TestGates(t *testing.T) {
 			mode:        schemas.ModeObserve,
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "user:1"}) },
 			wantOutcome: schemas.OutcomeSkipped, wantReason: `observe mode: would run poke{key=user:1} on fake/i1`,
+			wantGates: "catalog=passed kill_switch=passed mode=refused",
 		},
 		{
 			name:        "observe mode records what execute mode would refuse",
@@ -132,6 +138,7 @@ func TestGates(t *testing.T) {
 			name:        "wildcard target is refused",
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "*"}) },
 			wantOutcome: schemas.OutcomeRejected, wantReason: "precondition: target param \"key\": wildcard target",
+			wantGates: "catalog=passed kill_switch=passed mode=passed precondition=refused",
 		},
 		{
 			name:        "prefix pattern where a concrete key is needed is refused",
@@ -214,6 +221,7 @@ func TestGates(t *testing.T) {
 			},
 			req:         func() schemas.ActionRequest { return newRequest("poke", map[string]any{"key": "a"}) },
 			wantOutcome: schemas.OutcomeRejected, wantReason: "cooldown: poke on i1 target a ran at",
+			wantGates: "catalog=passed kill_switch=passed mode=passed precondition=passed budget=refused",
 		},
 		{
 			name: "cooldown is per target",
@@ -253,6 +261,7 @@ func TestGates(t *testing.T) {
 			name:        "action needing approval waits",
 			req:         func() schemas.ActionRequest { return newRequest("nuke", map[string]any{"key": "a"}) },
 			wantOutcome: schemas.OutcomeAwaitingApproval, wantReason: "high-risk action needs approval before",
+			wantGates: "catalog=passed kill_switch=passed mode=passed precondition=passed budget=passed approval=held",
 		},
 		{
 			name: "approval is not asked while the target cools down",
@@ -292,6 +301,14 @@ func TestGates(t *testing.T) {
 			if res.Mode != mode || res.RequestID != req.ID || res.Action != req.Action {
 				t.Errorf("result %+v does not describe the request", res)
 			}
+			if tt.wantGates != "" {
+				if got := gateDecisions(res.Gates); got != tt.wantGates {
+					t.Errorf("gates %q, want %q", got, tt.wantGates)
+				}
+				if last := res.Gates[len(res.Gates)-1]; last.Decision != schemas.GatePassed && last.Reason != res.Reason {
+					t.Errorf("the stopping gate says %q, the result %q", last.Reason, res.Reason)
+				}
+			}
 			if got := h.exec.callsFor(req.ID); got != tt.wantCalls {
 				t.Errorf("executor called %d times, want %d", got, tt.wantCalls)
 			}
@@ -303,6 +320,15 @@ func TestGates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateDecisions renders gates as "gate=decision ...".
+func gateDecisions(gates []schemas.GateDecision) string {
+	parts := make([]string, len(gates))
+	for i, g := range gates {
+		parts[i] = g.Gate + "=" + g.Decision
+	}
+	return strings.Join(parts, " ")
 }
 
 // TestEvents checks the ids and the correlation chain of every event a

@@ -158,6 +158,42 @@ type ActionResult struct {
 	FinishedAt time.Time      `json:"finished_at"`
 	// Output is what the subject's API answered, when useful.
 	Output json.RawMessage `json:"output,omitempty"`
+	// Gates are the safety gates' answers, in the order they ran, up to
+	// the one that stopped the request or through the ledger's claim. A
+	// result decided before the gates ran (a request given up after its
+	// last delivery) has none.
+	Gates []GateDecision `json:"gates,omitempty"`
+}
+
+// Safety gates, in the order the actuator runs them.
+const (
+	GateCatalog      = "catalog"
+	GateKillSwitch   = "kill_switch"
+	GateMode         = "mode"
+	GatePrecondition = "precondition"
+	// GateBudget is the per-target cooldown and the per-subject budget.
+	GateBudget   = "budget"
+	GateApproval = "approval"
+	// GateLedger is the idempotency ledger's claim: the request runs at
+	// most once.
+	GateLedger = "ledger"
+)
+
+// Decisions of a gate.
+const (
+	GatePassed  = "passed"
+	GateRefused = "refused"
+	// GateHeld: the approval gate holds the request for a person.
+	GateHeld = "held"
+)
+
+// GateDecision is one safety gate's answer to an action request.
+type GateDecision struct {
+	// Gate is one of the Gate* names; Decision is GatePassed, GateRefused
+	// or GateHeld.
+	Gate     string `json:"gate"`
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // ActionVerification is the data of an io.operator.action.verified.v1 event:

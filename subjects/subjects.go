@@ -2,8 +2,8 @@
 // the systems it watches. A subject (the rate limiter, TiKV) lives in one
 // folder under subjects/ and exports one [Subject] value: its name, its
 // observer's flags and constructor, its rule set and rule tests, its action
-// catalog, its executor's flags and constructor, and how `operator up` runs
-// or reaches one instance of it. cmd/operator and the pipeline loop over a
+// catalog, its executor's flags and constructor, how `operator up` runs
+// or reaches one instance of it, and the tables the status page shows of it. cmd/operator and the pipeline loop over a
 // list of Subjects; nothing else names a subject, so adding one changes no
 // core package.
 //
@@ -53,6 +53,11 @@ type Subject struct {
 	// API is how diagnosis reads the subject's API, GET only.
 	API   API
 	Local Local
+
+	// Views are the tables the status page shows for each instance, from
+	// its latest observation; the page knows no subject, so these are all
+	// it shows beyond the instance's health.
+	Views []View
 }
 
 // Files are a subject's shipped files.
@@ -96,6 +101,63 @@ func ShippedFiles(fsys fs.FS, dir string) (Files, error) {
 		*x.file = File{Path: path.Join(dir, x.name), Data: data}
 	}
 	return f, nil
+}
+
+// A View is a table made from one instance's latest observation: a row per
+// element of a list in it. Its expressions are CEL, checked against the
+// subject's state schema when the status page loads them.
+type View struct {
+	// Name identifies the view among the subject's (a subject token).
+	Name string
+	// Title heads the table.
+	Title string
+	// Rows is CEL over obs (the observation's data) yielding a list; each
+	// element is bound as row for the other expressions.
+	Rows string
+	// OrderBy, when set, is CEL over obs and row yielding a number or a
+	// string to sort the rows by, ascending unless Descending.
+	OrderBy    string
+	Descending bool
+	// Limit caps the rows shown, after sorting (0: all).
+	Limit   int
+	Columns []Column
+	// Status, when set, is CEL over obs and row yielding "ok", "warn" or
+	// "bad": how the page marks the row.
+	Status string
+}
+
+// A Column is one column of a [View].
+type Column struct {
+	Title string
+	// Expr is CEL over obs and row; its value is shown as it is, numbers
+	// rounded.
+	Expr string
+	// Unit follows numbers ("ms", "/s").
+	Unit string
+}
+
+// validate checks what can be checked without compiling: names, and that
+// there is something to show.
+func (v View) validate() error {
+	var errs []error
+	if err := schemas.ValidToken(v.Name); err != nil {
+		errs = append(errs, fmt.Errorf("name: %w", err))
+	}
+	if strings.TrimSpace(v.Rows) == "" {
+		errs = append(errs, errors.New("no rows expression"))
+	}
+	if len(v.Columns) == 0 {
+		errs = append(errs, errors.New("no columns"))
+	}
+	for i, c := range v.Columns {
+		if c.Title == "" || strings.TrimSpace(c.Expr) == "" {
+			errs = append(errs, fmt.Errorf("column %d needs a title and an expression", i+1))
+		}
+	}
+	if v.Limit < 0 {
+		errs = append(errs, fmt.Errorf("limit %d is negative", v.Limit))
+	}
+	return errors.Join(errs...)
 }
 
 // RuleSet parses the shipped rule set.
@@ -252,6 +314,16 @@ func NewRegistry(list ...Subject) (Registry, error) {
 		}
 		if len(s.Rules.Data) == 0 {
 			errs = append(errs, fmt.Errorf("subject %q: no rule set", s.Name))
+		}
+		views := map[string]bool{}
+		for _, v := range s.Views {
+			if err := v.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("subject %q view %q: %w", s.Name, v.Name, err))
+			}
+			if views[v.Name] {
+				errs = append(errs, fmt.Errorf("subject %q: view %q declared twice", s.Name, v.Name))
+			}
+			views[v.Name] = true
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

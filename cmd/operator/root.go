@@ -51,6 +51,7 @@ flag name in upper case with dashes as underscores (--nats → OPERATOR_NATS,
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(
 		newUpCmd(reg),
+		newUICmd(reg),
 		newVersionCmd(),
 		newNATSCmd(),
 		newRecordCmd(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/operator-dev/operator/internal/eventlog"
 	"github.com/operator-dev/operator/pipeline"
 	"github.com/operator-dev/operator/schemas"
+	"github.com/operator-dev/operator/statuspage"
 	"github.com/operator-dev/operator/subjects"
 )
 
@@ -28,17 +30,21 @@ type upFlags struct {
 	rules      []string
 	mode       string
 	metrics    string
+	uiListen   string
+	ui         pageFlags
 	quiet      bool
 	layout     natsFlags
 	llm        llmFlags
 	// starts run each subject's local deployment, from its own flags.
 	starts []localStart
+	// subjects are the registered subjects, for the status page's views.
+	subjects subjects.Registry
 	// log receives the components' logs (default: slog.Default()).
 	log *slog.Logger
 }
 
 func newUpCmd(reg subjects.Registry) *cobra.Command {
-	var f upFlags
+	f := upFlags{subjects: reg}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole pipeline in one process on embedded defaults",
@@ -46,7 +52,8 @@ func newUpCmd(reg subjects.Registry) *cobra.Command {
 listening for the nats CLI), each subject's local deployment (the rate
 limiter starts an embedded Redis-compatible store, or uses --redis, and its
 nodes; TiKV joins when --pd is given), an observer per deployment, the
-evaluator, the actuator, and a live log with one line per event. Ctrl-C stops
+evaluator, the actuator, the diagnoser, a live log with one line per event,
+and the status page beside the metrics (or on --ui-listen). Ctrl-C stops
 everything cleanly.`,
 		Example: `  operator up
   operator up --store ./.operator --nodes 5
@@ -69,6 +76,8 @@ everything cleanly.`,
 	fs.StringSliceVar(&f.rules, "rules", nil, "rule files to use instead of the subjects' shipped rules")
 	fs.StringVar(&f.mode, "mode", schemas.ModeExecute, "the actuator's mode: execute (act; up owns its sandbox) or observe (record what it would do)")
 	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9464", "serve the pipeline's Prometheus metrics here ('' for none; the nodes serve their own)")
+	fs.StringVar(&f.uiListen, "ui-listen", "", "serve the status page here ('': beside the metrics on --metrics-listen; 'none': nowhere)")
+	addPageFlags(cmd, &f.ui, "ui-")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print the live event log")
 	addBusLayoutFlags(cmd, &f.layout)
 	addLLMFlags(cmd, &f.llm)
@@ -136,10 +145,35 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 			log.Warn("shutting down", "error", err)
 		}
 	}()
-	printEndpoints(out, p, f.metrics)
+	var page http.Handler
+	uiAddr := f.uiListen
+	if uiAddr == "" {
+		uiAddr = f.metrics
+	}
+	if uiAddr != "" && uiAddr != "none" {
+		sets, err := p.RuleSets()
+		if err != nil {
+			return err
+		}
+		sp, err := statuspage.New(ctx, f.ui.config(f.subjects, sets, log), p.Bus)
+		if err != nil {
+			return err
+		}
+		page = sp.Handler()
+	} else {
+		uiAddr = ""
+	}
+	printEndpoints(out, p, f.metrics, uiAddr)
 
 	g, gctx := errgroup.WithContext(ctx)
-	serveMetrics(gctx, g, f.metrics, reg)
+	if f.uiListen == "" {
+		serveMetricsWith(gctx, g, f.metrics, reg, page)
+	} else {
+		serveMetrics(gctx, g, f.metrics, reg)
+		if page != nil {
+			serveHTTP(gctx, g, "status page", uiAddr, page)
+		}
+	}
 	g.Go(func() error { return p.Run(gctx) })
 	if !f.quiet {
 		g.Go(func() error { return liveLog(gctx, p.Bus, out) })
@@ -161,7 +195,7 @@ func portHint(err error) error {
 	return err
 }
 
-func printEndpoints(out io.Writer, p *pipeline.Pipeline, metricsAddr string) {
+func printEndpoints(out io.Writer, p *pipeline.Pipeline, metricsAddr, uiAddr string) {
 	natsURL := p.Bus.ClientURL()
 	if natsURL == "" {
 		natsURL = "(in-process only)"
@@ -183,6 +217,9 @@ func printEndpoints(out io.Writer, p *pipeline.Pipeline, metricsAddr string) {
 	}
 	if metricsAddr != "" {
 		fmt.Fprintf(out, "  pipeline metrics:  http://%s/metrics\n", metricsAddr)
+	}
+	if uiAddr != "" {
+		fmt.Fprintf(out, "  status page:       http://%s/  (JSON: http://%s/api/v1/status)\n", uiAddr, uiAddr)
 	}
 	fmt.Fprintln(out, "live events (observations hidden):")
 }

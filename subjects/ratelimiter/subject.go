@@ -57,6 +57,7 @@ is listed in the observation's observer.errors; the rest is still published.`,
 		Executor: subjects.Executor{Flags: executorFlags},
 		API:      subjects.API{Flags: apiFlags},
 		Local:    subjects.Local{Flags: localFlags},
+		Views:    views(),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/operator-dev/operator/evaluators"
 	"github.com/operator-dev/operator/internal/importcheck"
+	"github.com/operator-dev/operator/statuspage"
 	"github.com/operator-dev/operator/subjects"
 )
 
@@ -44,6 +45,11 @@ func Check(t *testing.T, s subjects.Subject, fences ...Fence) {
 			if !bytes.Equal(disk, f.Data) {
 				t.Errorf("embedded %s differs from the file", f.Path)
 			}
+		}
+	})
+	t.Run("views compile against the state schema", func(t *testing.T) {
+		if _, err := statuspage.CompileViews(s.Name, s.Views); err != nil {
+			t.Error(err)
 		}
 	})
 	rs, err := s.RuleSet(evaluators.LoadOptions{})
