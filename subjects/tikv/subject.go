@@ -64,6 +64,7 @@ is still published.`,
 		Executor: subjects.Executor{Flags: executorFlags},
 		API:      subjects.API{Flags: apiFlags},
 		Local:    subjects.Local{Flags: localFlags},
+		Views:    views(),
 	}
 }
 
